@@ -1,0 +1,1 @@
+"""Backends: one class per model family behind one small interface."""

@@ -1,0 +1,187 @@
+"""The small interface every backend implements, and the value types it speaks.
+
+A backend knows tensors, not JSON-RPC: it gets a validated ``GenerationRequest``, a
+``Progress`` sink and a ``CancelToken``, and returns ``GeneratedAudio``. Heavy imports
+(torch, transformers, diffusers) happen inside ``load`` / ``generate``, never at import
+time of this package.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+from ..errors import InvalidParams, JobCancelled
+
+if TYPE_CHECKING:  # numpy only for type hints; it is cheap but not needed at start-up
+    import numpy as np
+
+    from ..device import DevicePlan
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One backend parameter as ``get_backends`` declares it."""
+
+    name: str
+    type: str  # "int" | "float" | "bool" | "choice"
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] | None = None
+    description: str = ""
+
+    def validate(self, value: Any) -> Any:
+        """Return ``value`` coerced to this parameter's type, or raise INVALID_PARAMS."""
+        where = f"parameter '{self.name}'"
+        if self.type == "bool":
+            if not isinstance(value, bool):
+                raise InvalidParams(f"{where} must be true or false", field=self.name)
+            return value
+        if self.type == "choice":
+            if value not in (self.choices or ()):
+                raise InvalidParams(
+                    f"{where} must be one of {list(self.choices or ())}, got {value!r}",
+                    field=self.name,
+                    choices=list(self.choices or ()),
+                )
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidParams(f"{where} must be a number", field=self.name)
+        if self.type == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise InvalidParams(f"{where} must be a whole number", field=self.name)
+            value = int(value)
+        else:
+            value = float(value)
+        if value != value or (self.minimum is not None and value < self.minimum) or (
+            self.maximum is not None and value > self.maximum
+        ):
+            raise InvalidParams(
+                f"{where} must be between {self.minimum} and {self.maximum}, got {value}",
+                field=self.name,
+                minimum=self.minimum,
+                maximum=self.maximum,
+            )
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "default": self.default}
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        if self.choices is not None:
+            out["choices"] = list(self.choices)
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    min_duration_sec: float
+    max_duration_sec: float
+    sample_rate: int  # the model's native rate; tracks are always written at 48 kHz
+    parameters: tuple[ParamSpec, ...] = ()
+    description: str = ""
+
+    def param(self, name: str) -> ParamSpec | None:
+        return next((p for p in self.parameters if p.name == name), None)
+
+    def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Validate ``given`` and fill in defaults; unknown names are INVALID_PARAMS."""
+        known = {p.name for p in self.parameters}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise InvalidParams(
+                f"unknown parameter(s) for this backend: {', '.join(unknown)}",
+                field=unknown[0],
+                allowed=sorted(known),
+            )
+        return {p.name: p.validate(given[p.name]) if p.name in given else p.default for p in self.parameters}
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str
+    duration_sec: float
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)  # validated, defaults filled
+
+
+@dataclass
+class GeneratedAudio:
+    samples: "np.ndarray"  # float32, shape (channels, frames)
+    sample_rate: int
+    # Anything that can change bits or explains the result: device, dtype, threads, ...
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Progress(Protocol):
+    """Where a backend reports progress. The job turns it into a weighted percent + ETA.
+
+    ``plan`` names the phases in order with their expected relative cost (any positive
+    numbers; the backend knows what is expensive on its device). ``update`` reports
+    ``current`` of ``total`` units done in ``phase``.
+    """
+
+    def plan(self, phases: Sequence[tuple[str, float]]) -> None: ...
+
+    def update(self, phase: str, current: int, total: int) -> None: ...
+
+
+class CancelToken:
+    """A cooperative cancel flag, checked by the backend at every step."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self, at_step: int = 0, total_steps: int = 0) -> None:
+        """Raise ``JobCancelled`` if the job was cancelled."""
+        if self._event.is_set():
+            raise JobCancelled(at_step, total_steps)
+
+
+class Backend(ABC):
+    """One model family. Instances are cheap until ``load``."""
+
+    name: str = ""
+    #: What tracks record so a cache hit means the same model made them.
+    model_version: str = ""
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abstractmethod
+    def is_installed(self) -> bool:
+        """True when everything ``load`` needs is on disk (no network, no heavy import)."""
+
+    def size_bytes(self) -> int:
+        """Bytes on disk once installed (0 for backends without weights)."""
+        return 0
+
+    @property
+    def loaded(self) -> bool:
+        return False
+
+    @abstractmethod
+    def load(self, device: "DevicePlan") -> None:
+        """Load weights onto ``device``; raise ModelLoadFailed with a hint on failure."""
+
+    @abstractmethod
+    def unload(self) -> None:
+        """Free every model tensor (and the accelerator cache)."""
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest, progress: Progress, cancel: CancelToken) -> GeneratedAudio:
+        """Make audio for ``request``; call ``cancel.check()`` at every step."""

@@ -1,0 +1,147 @@
+"""Device and dtype choice, seeded generators and memory checks.
+
+Rule (DESIGN.md): CUDA (bf16 where supported) > Apple MPS (always fp32) > CPU (fp32),
+overridable. Everything that needs torch imports it inside the function, so importing
+this module at daemon start costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import ModelLoadFailed
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """What the user asked for; ``resolve()`` turns it into a concrete device and dtype."""
+
+    preference: str = "auto"  # auto | cuda | mps | cpu
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    low_vram: str = "auto"  # auto | on | off: keep only the running component on the GPU
+
+
+@dataclass(frozen=True)
+class ResolvedDevice:
+    device: str  # "cuda", "mps" or "cpu"
+    dtype: "torch.dtype"
+    low_vram: bool
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        return {
+            "device": self.device,
+            "dtype": self.dtype_name,
+            "low_vram": self.low_vram,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        }
+
+
+def resolve(plan: DevicePlan, *, vram_needed_bytes: int = 0) -> ResolvedDevice:
+    """Pick the device and dtype for ``plan`` on this machine."""
+    import torch
+
+    device = plan.preference
+    if device == "auto":
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadFailed("CUDA was requested but no CUDA device is available",
+                              hint="Set device = 'auto' or 'cpu' in the lofi config.")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelLoadFailed("MPS was requested but is not available",
+                              hint="Set device = 'auto' or 'cpu' in the lofi config.")
+
+    if device == "mps":
+        dtype = torch.float32  # MPS always runs in float32 (bf16 kernels are incomplete there)
+    elif plan.dtype != "auto":
+        dtype = getattr(torch, plan.dtype)
+    elif device == "cuda" and torch.cuda.is_bf16_supported():
+        dtype = torch.bfloat16
+    elif device == "cuda":
+        dtype = torch.float16
+    else:
+        dtype = torch.float32
+
+    if plan.low_vram == "on":
+        low_vram = device == "cuda"
+    elif plan.low_vram == "off" or device != "cuda":
+        low_vram = False
+    else:
+        low_vram = vram_needed_bytes > 0 and vram_needed_bytes > free_memory_bytes("cuda")
+    return ResolvedDevice(device=device, dtype=dtype, low_vram=low_vram)
+
+
+def free_memory_bytes(device: str) -> int:
+    """Memory a new model could use on ``device`` right now."""
+    if device == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return int(free)
+    return available_ram_bytes()
+
+
+def available_ram_bytes() -> int:
+    """MemAvailable from /proc/meminfo, or physical memory where that does not exist."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def check_memory(required_bytes: int, device: str, what: str) -> None:
+    """Raise MODEL_LOAD_FAILED with both numbers when ``required_bytes`` will not fit."""
+    available = free_memory_bytes(device)
+    if required_bytes > available:
+        raise ModelLoadFailed(
+            f"not enough memory to load {what} on {device}: needs {required_bytes / 2**30:.1f} GiB, "
+            f"{available / 2**30:.1f} GiB available",
+            hint="Close other programs, pick a smaller model, or enable low_vram mode.",
+            required_bytes=int(required_bytes),
+            available_bytes=int(available),
+        )
+
+
+def generator(seed: int, device: str) -> "torch.Generator":
+    """An explicit generator: the same seed on the same device draws the same numbers."""
+    import torch
+
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def empty_cache(device: str) -> None:
+    import gc
+
+    gc.collect()
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
