@@ -1,0 +1,268 @@
+"""Composition root: builds settings, library, registry, jobs and the RPC methods.
+
+Nothing here is global; ``App`` gets its parts injected so tests can build the same graph.
+The method handlers are thin: decode (already done by rpc.params), validate against the
+backend, hand to jobs, answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from . import PROTOCOL_VERSION, __version__, audio
+from .backends.base import GenerationRequest
+from .backends.registry import BackendRegistry
+from .backends.base import CancelToken
+from .errors import (BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration, JobCancelled,
+                     LofiError, ModelInferenceFailed)
+from .jobs import Job, JobProgress, JobQueue
+from .models.store import ModelStore
+from .rpc import params as P
+from .rpc.dispatch import Dispatcher
+from .settings import Settings
+from .tracks import TrackLibrary, cache_key
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str, dict[str, Any]], None]
+
+
+def new_track_id() -> str:
+    return "t" + secrets.token_hex(6)
+
+
+class App:
+    def __init__(self, settings: Settings, notify: Notify, *, registry: BackendRegistry | None = None,
+                 store: ModelStore | None = None, clock: Callable[[], float] = time.monotonic,
+                 id_factory: Callable[[], str] = new_track_id) -> None:
+        self.settings = settings
+        self._notify = notify
+        self._clock = clock
+        self._new_id = id_factory
+        self.store = store or ModelStore(settings.models_dir)
+        self.library = TrackLibrary(settings.tracks_dir)
+        self.registry = registry or BackendRegistry(settings, self.store, on_status=self._backend_status)
+        # One worker thread does every model load, generation and file write, in order.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
+        self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
+        self._downloads: dict[str, tuple[threading.Thread, CancelToken]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self.shutdown_requested = asyncio.Event()
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self.jobs.start()
+
+    async def close(self) -> None:
+        for _thread, token in self._downloads.values():
+            token.cancel()
+        await self.jobs.shutdown()
+        await asyncio.get_running_loop().run_in_executor(self._worker, self.registry.unload_all)
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def _notify_threadsafe(self, method: str, params: dict[str, Any]) -> None:
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(self._notify, method, params)
+        else:
+            self._notify(method, params)
+
+    def _backend_status(self, backend: str, status: str) -> None:
+        self._notify_threadsafe("backend_status", {"backend": backend, "status": status})
+
+    # ----- methods ---------------------------------------------------------------------------
+    def dispatcher(self) -> Dispatcher:
+        d = Dispatcher()
+        d.register("ping", P.NoParams, self.ping)
+        d.register("generate", P.GenerateParams, self.generate)
+        d.register("cancel", P.TrackParams, self.cancel)
+        d.register("get_status", P.NoParams, self.get_status)
+        d.register("get_backends", P.NoParams, self.get_backends)
+        d.register("set_backend", P.BackendParams, self.set_backend)
+        d.register("download_backend", P.BackendParams, self.download_backend)
+        d.register("list_tracks", P.ListTracksParams, self.list_tracks)
+        d.register("delete_track", P.TrackParams, self.delete_track)
+        d.register("shutdown", P.NoParams, self.shutdown)
+        return d
+
+    async def ping(self, _: P.NoParams) -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION}
+
+    async def generate(self, p: P.GenerateParams) -> dict[str, Any]:
+        name = self.registry.canonical(p.backend or self.registry.default)
+        backend = self.registry.get(name)
+        caps = backend.capabilities()
+        if not caps.min_duration_sec <= p.duration_sec <= caps.max_duration_sec:
+            raise InvalidDuration(
+                f"duration_sec must be between {caps.min_duration_sec:g} and {caps.max_duration_sec:g} "
+                f"for {name}, got {p.duration_sec:g}",
+                min_duration_sec=caps.min_duration_sec, max_duration_sec=caps.max_duration_sec, backend=name,
+            )
+        backend_params = caps.resolve_params(p.backend_params)
+        if self.registry.status(name) in ("not_installed", "downloading"):
+            raise BackendNotInstalled(f"backend {name} is not installed",
+                                      hint=f"Run :LofiSetup {name.replace('_', '-')} to download it.",
+                                      backend=name)
+        seed = p.seed if p.seed is not None else secrets.randbelow(2**63)
+        fmt = p.format or self.settings.prefs.output_format
+        request = GenerationRequest(prompt=p.prompt, duration_sec=float(p.duration_sec), seed=seed,
+                                    params=backend_params)
+        key = cache_key(backend=name, model_version=backend.model_version, prompt=p.prompt, seed=seed,
+                        duration_sec=request.duration_sec, fmt=fmt, params=backend_params)
+        cached = self.library.find_cached(key)
+        if cached is not None:
+            result = {"track_id": cached.track_id, "status": "cached", "position": 0, "seed": seed, "backend": name}
+            # The reply goes out first; the completion follows on the next loop turn.
+            asyncio.get_running_loop().call_soon(self._notify, "generation_complete",
+                                                 _complete_payload(cached.track_id, cached.path, cached.meta))
+            return result
+        job = Job(track_id=self._new_id(), backend=name, request=request, fmt=fmt, cache_key=key)
+        position = self.jobs.submit(job)
+        return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
+                "position": position, "seed": seed, "backend": name}
+
+    async def cancel(self, p: P.TrackParams) -> dict[str, bool]:
+        return self.jobs.cancel(p.track_id)
+
+    async def get_status(self, _: P.NoParams) -> dict[str, Any]:
+        return {**self.jobs.status(), "backend": self.registry.default,
+                "backend_status": self.registry.status(self.registry.default)}
+
+    async def get_backends(self, _: P.NoParams) -> dict[str, Any]:
+        return {"backends": [self.registry.describe(n) for n in self.registry.names],
+                "default_backend": self.registry.default}
+
+    async def set_backend(self, p: P.BackendParams) -> dict[str, Any]:
+        name = self.registry.canonical(p.backend)
+        if self.registry.status(name) in ("not_installed", "downloading"):
+            raise BackendNotInstalled(f"backend {name} is not installed",
+                                      hint=f"Run :LofiSetup {name.replace('_', '-')} first.", backend=name)
+        previous = self.registry.default
+        self.registry.default = name
+        self.settings.prefs.default_backend = name
+        try:
+            self.settings.save_prefs()
+        except OSError as exc:
+            log.warning("could not persist the default backend: %s", exc)
+        if previous != name:
+            # Free the old model in the worker, after any job that is still using it.
+            asyncio.get_running_loop().run_in_executor(self._worker, self.registry.unload_all, name)
+        return {"backend": name, "previous": previous}
+
+    async def download_backend(self, p: P.BackendParams) -> dict[str, Any]:
+        name = self.registry.canonical(p.backend)
+        from .models.manifests import manifest_for  # lazy: nothing hub-related at start-up
+
+        manifest = manifest_for(name, self.settings.prefs)
+        running = self._downloads.get(name)
+        if running is not None and running[0].is_alive():
+            raise DownloadInProgress(f"{name} is already downloading", backend=name)
+        if manifest is None or self.store.is_installed(manifest):
+            return {"started": False, "already_installed": True}
+        self.registry.set_transient(name, "downloading")
+        token = CancelToken()
+        thread = threading.Thread(target=self._download, args=(name, manifest, token),
+                                  name=f"lofi-download-{name}", daemon=True)
+        self._downloads[name] = (thread, token)
+        thread.start()
+        return {"started": True, "already_installed": False}
+
+    def _download(self, name: str, manifest: Any, cancel: CancelToken) -> None:
+        """Runs in its own thread, so generation keeps working during a download."""
+        import dataclasses
+
+        def on_progress(progress: Any) -> None:
+            self._notify_threadsafe("download_progress", dataclasses.asdict(progress))
+
+        try:
+            self.store.download(manifest, on_progress, cancel)
+        except JobCancelled:
+            self._notify_threadsafe("download_error", {"backend": name, "code": ErrorCode.CANCELLED.name,
+                                                       "message": "download cancelled",
+                                                       "hint": "Run :LofiSetup again to resume it."})
+        except LofiError as exc:
+            self._notify_threadsafe("download_error", {"backend": name, "code": exc.code.name,
+                                                       "message": exc.message, "hint": exc.hint})
+        except Exception as exc:
+            log.exception("download of %s crashed", name)
+            self._notify_threadsafe("download_error", {"backend": name, "code": ErrorCode.DOWNLOAD_FAILED.name,
+                                                       "message": f"download failed: {exc}",
+                                                       "hint": "See the daemon log, then run :LofiSetup again."})
+        else:
+            self._notify_threadsafe("download_complete", {"backend": name})
+        finally:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self.registry.set_transient, name, None)
+
+    async def list_tracks(self, p: P.ListTracksParams) -> dict[str, Any]:
+        backend = self.registry.canonical(p.backend) if p.backend else None
+        return {"tracks": [t.to_dict() for t in self.library.list(backend=backend, limit=p.limit)]}
+
+    async def delete_track(self, p: P.TrackParams) -> dict[str, Any]:
+        track = self.library.delete(p.track_id)
+        return {"deleted": True, "track_id": track.track_id}
+
+    async def shutdown(self, _: P.NoParams) -> dict[str, Any]:
+        self.shutdown_requested.set()
+        return {"status": "shutting_down"}
+
+    # ----- the job itself (worker thread) ----------------------------------------------------
+    def _run_job(self, job: Job, progress: JobProgress) -> dict[str, Any]:
+        started = time.perf_counter()
+        backend = self.registry.ensure_loaded(job.backend, self.settings.device_plan)
+        job.cancel.check()
+        try:
+            result = backend.generate(job.request, progress, job.cancel)
+        except (LofiError, JobCancelled):
+            raise
+        except Exception as exc:
+            raise ModelInferenceFailed(f"{job.backend} failed: {type(exc).__name__}: {exc}",
+                                       hint="Retry with another seed; see the daemon log if it repeats.") from exc
+        import numpy as np
+
+        if not np.all(np.isfinite(result.samples)):
+            raise ModelInferenceFailed("the model produced NaN/inf audio", hint="Retry with another seed.")
+        finished = audio.finish(result.samples, result.sample_rate)
+        data = audio.encode(finished, audio.OUTPUT_SAMPLE_RATE, job.fmt)
+        duration = finished.shape[-1] / audio.OUTPUT_SAMPLE_RATE
+        meta = {
+            "prompt": job.request.prompt,
+            "backend": job.backend,
+            "model_version": backend.model_version,
+            "seed": job.request.seed,
+            "requested_duration_sec": job.request.duration_sec,
+            "duration_sec": round(duration, 4),
+            "sample_rate": audio.OUTPUT_SAMPLE_RATE,
+            "channels": int(finished.shape[0]),
+            "format": job.fmt,
+            "params": job.request.params,
+            "generation_time_sec": round(time.perf_counter() - started, 3),
+            "created_at": time.time(),
+            "cache_key": job.cache_key,
+            "sha256": audio.sha256(data),
+            **{k: v for k, v in result.metadata.items() if k not in ("prompt", "seed", "backend")},
+        }
+        track = self.library.save(job.track_id, data, job.fmt, meta)
+        return _complete_payload(track.track_id, track.path, track.meta)
+
+
+def _complete_payload(track_id: str, path: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "track_id": track_id,
+        "path": str(path),
+        "duration_sec": meta.get("duration_sec"),
+        "sample_rate": meta.get("sample_rate"),
+        "generation_time_sec": meta.get("generation_time_sec"),
+        "backend": meta.get("backend"),
+        "model_version": meta.get("model_version"),
+        "seed": meta.get("seed"),
+        "prompt": meta.get("prompt"),
+    }
