@@ -1,0 +1,195 @@
+"""One MusicGen generation: prompt -> 32 kHz float32 audio, with progress and cancel.
+
+transformers' ``MusicgenForConditionalGeneration.generate`` runs three stages in one call:
+the T5 text encoder, the token loop, and the EnCodec decode. We watch all three without
+changing them:
+
+- text: a forward hook on the text encoder marks the end of the phase;
+- tokens: a logits processor runs once per decoder step, before sampling. It checks the
+  cancel flag (raising our ``JobCancelled`` unwinds ``generate`` cleanly and stops within
+  one token; a ``StoppingCriteria`` returning True crashes MusicGen's reshape of the delay
+  pattern in transformers 5.23, and ``streamer=`` is broken there), rejects NaN/inf
+  logits and reports the step;
+- decode: a pre/post hook pair on the EnCodec decoder module (called once per channel).
+
+MusicGen samples with the global torch RNG, so the seed is set right before ``generate``;
+the daemon runs jobs one at a time in one worker thread, which makes that safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from ...device import ResolvedDevice, empty_cache
+from ...errors import JobCancelled, LofiError, ModelInferenceFailed
+from ..base import CancelToken, GeneratedAudio, GenerationRequest, Progress
+from .lengths import TokenGrid
+
+log = logging.getLogger(__name__)
+
+RETRY_HINT = "Retry with another seed."
+
+# Relative cost of the phases in units of one decoder step, measured at musicgen-small's
+# real shape by bench/bench_musicgen.py (docs/benchmarks-musicgen.md). Decoding is priced
+# per EnCodec frame; the text encoder runs once.
+TEXT_COST_STEPS = 1.0
+DECODE_COST_PER_FRAME = {"cpu": 0.05, "cuda": 0.002, "mps": 0.02}
+
+
+@dataclass
+class MusicgenSession:
+    """What ``generate`` needs from a loaded checkpoint."""
+
+    model: Any  # MusicgenForConditionalGeneration
+    processor: Any  # MusicgenProcessor
+    grid: TokenGrid
+    audio_channels: int
+    device: ResolvedDevice
+    model_id: str
+    revision: str
+
+
+def phase_plan(grid: TokenGrid, frames: int, tokens: int, audio_channels: int, device: str) -> list[tuple[str, float]]:
+    decode = DECODE_COST_PER_FRAME.get(device, DECODE_COST_PER_FRAME["cpu"]) * frames * audio_channels
+    return [("text", TEXT_COST_STEPS), ("tokens", float(tokens)), ("decode", max(decode, 1e-3))]
+
+
+class TokenHook:
+    """A logits processor that never changes the scores: cancel, NaN check, progress."""
+
+    def __init__(self, total: int, progress: Progress, cancel: CancelToken) -> None:
+        self.total = total
+        self.step = 0  # decoder steps whose logits were computed
+        self._progress = progress
+        self._cancel = cancel
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        # Step ``self.step + 1`` has been computed but not sampled yet: a cancel seen here
+        # leaves ``self.step`` finished tokens and runs no further forward pass.
+        self._cancel.check(self.step, self.total)
+        # Raw logits (our hook runs before CFG and the warpers). ``.item()`` also waits for
+        # the GPU, so progress and cancel follow the real step instead of the queued one.
+        if not bool(torch.isfinite(scores).all().item()):
+            raise ModelInferenceFailed(
+                f"musicgen produced NaN/inf logits at token {self.step + 1} of {self.total}",
+                hint=RETRY_HINT,
+                at_step=self.step + 1,
+                total_steps=self.total,
+            )
+        self.step += 1
+        self._progress.update("tokens", self.step, self.total)
+        return scores
+
+
+@contextmanager
+def _phase_hooks(model: Any, progress: Progress, cancel: CancelToken, tokens: int, decodes: int) -> Iterator[None]:
+    done = {"decode": 0}
+
+    def text_done(_module, _args, _output) -> None:
+        progress.update("text", 1, 1)
+
+    def decode_starts(_module, _args) -> None:
+        cancel.check(tokens, tokens)
+
+    def decode_done(_module, _args, _output) -> None:
+        done["decode"] += 1
+        progress.update("decode", min(done["decode"], decodes), decodes)
+
+    handles = [
+        model.text_encoder.register_forward_hook(text_done),
+        model.audio_encoder.decoder.register_forward_pre_hook(decode_starts),
+        model.audio_encoder.decoder.register_forward_hook(decode_done),
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def sampling_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """Our parameter names and conventions -> ``generate`` keyword arguments."""
+    top_p = float(params.get("top_p", 0.0))
+    return {
+        "do_sample": True,
+        "guidance_scale": float(params.get("guidance_scale", 3.0)),
+        "temperature": float(params.get("temperature", 1.0)),
+        "top_k": int(params.get("top_k", 250)),  # 0 turns top-k off
+        # audiocraft's convention: top_p = 0 means "off"; transformers would read 0 as greedy.
+        "top_p": top_p if top_p > 0.0 else 1.0,
+    }
+
+
+def generate(session: MusicgenSession, request: GenerationRequest, progress: Progress,
+             cancel: CancelToken) -> GeneratedAudio:
+    grid = session.grid
+    frames = grid.frames_for(request.duration_sec)
+    tokens = grid.tokens_for(frames)
+    wanted_samples = grid.samples_for(request.duration_sec)
+    device = session.device.device
+    progress.plan(phase_plan(grid, frames, tokens, session.audio_channels, device))
+    progress.update("text", 0, 1)
+    cancel.check(0, tokens)
+
+    inputs = session.processor(text=[request.prompt], padding=True, truncation=True, max_length=512,
+                               return_tensors="pt").to(device)
+    hook = TokenHook(tokens, progress, cancel)
+    kwargs = sampling_kwargs(request.params)
+
+    stopped: tuple[int, int] | None = None
+    try:
+        with _phase_hooks(session.model, progress, cancel, tokens, session.audio_channels), torch.inference_mode():
+            torch.manual_seed(request.seed)  # also seeds every CUDA/MPS device
+            audio = session.model.generate(**inputs, max_new_tokens=tokens, logits_processor=[hook], **kwargs)
+    except JobCancelled as exc:
+        stopped = (exc.at_step, exc.total_steps)
+    except LofiError:
+        raise
+    except RuntimeError as exc:  # CUDA OOM, kernel failures, NaN probabilities in sampling
+        log.exception("musicgen generation failed at token %d/%d", hook.step, tokens)
+        oom = "out of memory" in str(exc).lower()
+        raise ModelInferenceFailed(
+            f"musicgen failed at token {hook.step} of {tokens}: {exc}",
+            hint="Free GPU memory or pick a shorter duration or smaller model." if oom else RETRY_HINT,
+            at_step=hook.step,
+            total_steps=tokens,
+        ) from None
+    if stopped is not None:
+        # Raised outside the ``except`` so the traceback (and with it the key/value cache
+        # held by generate's frames) is gone before we ask the allocator to release memory.
+        empty_cache(device)
+        raise JobCancelled(*stopped)
+
+    samples = _to_output(audio, wanted_samples)
+    if not np.isfinite(samples).all():
+        raise ModelInferenceFailed("musicgen decoded NaN/inf audio", hint=RETRY_HINT)
+    return GeneratedAudio(
+        samples=samples,
+        sample_rate=grid.sample_rate,
+        metadata={
+            **session.device.describe(),
+            "model_id": session.model_id,
+            "revision": session.revision,
+            "tokens": tokens,
+            "frames": frames,
+            "model_channels": session.audio_channels,
+        },
+    )
+
+
+def _to_output(audio: torch.Tensor, wanted_samples: int) -> np.ndarray:
+    """(1, channels, n) model output -> float32 (2, wanted) numpy; mono is duplicated."""
+    clip = audio[0, :, :wanted_samples].detach().to(device="cpu", dtype=torch.float32)
+    if clip.shape[-1] < wanted_samples:  # cannot happen with whole frames; guard the contract
+        raise ModelInferenceFailed(f"musicgen returned {clip.shape[-1]} samples, expected {wanted_samples}",
+                                   hint=RETRY_HINT)
+    if clip.shape[0] == 1:
+        # Every lofi track is stereo; MusicGen mono plays identically on both sides.
+        clip = clip.expand(2, -1)
+    return np.ascontiguousarray(clip.numpy(), dtype=np.float32)
