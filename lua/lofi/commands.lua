@@ -1,0 +1,378 @@
+--- The bodies of the :Lofi* commands and their completion. plugin/lofi.lua only names them.
+local errors = require("lofi.errors")
+local notify = require("lofi.notify")
+
+local M = {}
+local H = {}
+
+local function lofi()
+  return require("lofi")
+end
+
+-- Keys :LofiGenerate knows by name (others go to the backend as they are).
+M.generate_keys = { "backend", "seed", "steps", "scheduler", "guidance", "duration", "format" }
+M.value_choices = {
+  scheduler = { "euler", "heun", "pingpong" },
+  format = { "wav", "flac", "ogg" },
+  cfg_type = { "apg", "cfg" },
+}
+M.static_backends = { "procedural", "musicgen", "ace_step" }
+
+--- "42" -> 42, "true" -> true, long digit strings stay strings (see rpc.lua on seeds).
+function H.value(key, text)
+  if text == "true" or text == "false" then
+    return text == "true"
+  end
+  if key == "seed" and text:match("^%d+$") and #text >= 16 then
+    return text
+  end
+  return tonumber(text) or text
+end
+
+--- Parse `:LofiGenerate` arguments: words are the prompt, a last bare number is the
+--- duration in seconds, key=value pairs are options (steps=, guidance=, seed=, ...).
+---@param args string
+---@return table opts for require("lofi").generate (prompt may be "")
+function M.parse_generate(args)
+  local words, opts = {}, {}
+  for token in vim.trim(args or ""):gmatch("%S+") do
+    local key, value = token:match("^([%a_][%w_%-]*)=(.+)$")
+    if key then
+      key = key:gsub("%-", "_")
+      opts[key] = H.value(key, value)
+    else
+      words[#words + 1] = token
+    end
+  end
+  if #words > 0 and opts.duration == nil and opts.duration_sec == nil and words[#words]:match("^%d+%.?%d*$") then
+    opts.duration = tonumber(table.remove(words))
+  end
+  opts.prompt = table.concat(words, " ")
+  return opts
+end
+
+-- The text of the visual selection (or of the lines of the range) as one line.
+function H.range_text(o)
+  local text
+  local vstart, vend = vim.fn.getpos("'<"), vim.fn.getpos("'>")
+  if o.range == 2 and vstart[2] == o.line1 and vend[2] == o.line2 then
+    local ok, region = pcall(vim.fn.getregion, vstart, vend, { type = vim.fn.visualmode() })
+    text = ok and table.concat(region, " ") or nil
+  end
+  text = text or table.concat(vim.api.nvim_buf_get_lines(0, o.line1 - 1, o.line2, false), " ")
+  -- Comment leaders and runs of blanks are noise in a prompt.
+  return vim.trim((text:gsub("%s+", " ")))
+end
+
+function H.submit(opts)
+  local accepted = false
+  opts.on_queued = function(result)
+    accepted = true
+    if result.position and result.position > 0 then
+      notify.info(string.format("queued %q at #%d", opts.prompt, result.position))
+    end
+  end
+  lofi().generate(opts, function(err)
+    -- Failures after acceptance are shown by lofi.progress; refusals are shown here.
+    if err and not accepted then
+      notify.error(err)
+    end
+  end)
+end
+
+function M.generate(o)
+  local opts = M.parse_generate(o.args)
+  if opts.prompt == "" and o.range > 0 then
+    opts.prompt = H.range_text(o)
+  end
+  if opts.prompt ~= "" then
+    return H.submit(opts)
+  end
+  vim.ui.input({ prompt = "lofi prompt: " }, function(input)
+    if input and vim.trim(input) ~= "" then
+      opts.prompt = input
+      H.submit(opts)
+    end
+  end)
+end
+
+function H.size(bytes)
+  if type(bytes) ~= "number" or bytes <= 0 then
+    return nil
+  end
+  local units, i = { "B", "KB", "MB", "GB", "TB" }, 1
+  while bytes >= 1000 and i < #units do
+    bytes, i = bytes / 1000, i + 1
+  end
+  return string.format(i == 1 and "%d %s" or "%.1f %s", bytes, units[i])
+end
+
+function H.describe_backend(b)
+  local parts = { b.status }
+  local size = H.size(b.size_bytes)
+  if size then
+    parts[#parts + 1] = size
+  end
+  return string.format("%s (%s)", b.name, table.concat(parts, ", "))
+end
+
+-- get_backends, remembering the names for completion.
+function H.backends(cb)
+  lofi().request("get_backends", nil, function(err, result)
+    if err then
+      return notify.error(err)
+    end
+    H.backend_names = vim.tbl_map(function(b) return b.name end, result.backends or {})
+    cb(result.backends or {}, result.default_backend)
+  end)
+end
+
+function H.download(name)
+  lofi().download(name, function(err, result)
+    if err then
+      return notify.error(err)
+    end
+    if result.already_installed then
+      notify.info(name .. " is already installed")
+    else
+      notify.info("downloading " .. name .. "; progress shows in the statusline (:help lofi-statusline)")
+    end
+  end)
+end
+
+function M.setup(o)
+  if o.args ~= "" then
+    return H.download(o.args)
+  end
+  H.backends(function(backends)
+    vim.ui.select(backends, { prompt = "lofi: download which backend?", format_item = H.describe_backend }, function(b)
+      if b then
+        H.download(b.name)
+      end
+    end)
+  end)
+end
+
+function M.cancel(o)
+  lofi().cancel(o.args ~= "" and o.args or nil, function(err, result)
+    if err then
+      return notify.error(err)
+    end
+    if not result.cancelled then
+      notify.warn("nothing was cancelled")
+    end
+  end)
+end
+
+function H.set_backend(name)
+  lofi().set_backend(name, function(err, result)
+    if err then
+      return notify.error(err)
+    end
+    notify.info("backend: " .. result.backend .. (result.previous and result.previous ~= result.backend and (" (was " .. result.previous .. ")") or ""))
+  end)
+end
+
+function M.backend(o)
+  if o.args ~= "" then
+    return H.set_backend(o.args)
+  end
+  H.backends(function(backends, default)
+    vim.ui.select(backends, {
+      prompt = "lofi backend (now " .. tostring(default) .. ")",
+      format_item = H.describe_backend,
+    }, function(b)
+      if b then
+        H.set_backend(b.name)
+      end
+    end)
+  end)
+end
+
+function M.status()
+  lofi().request("get_status", nil, function(err, s)
+    if err then
+      return notify.error(err)
+    end
+    local lines = { string.format("backend %s (%s)", tostring(s.backend), tostring(s.backend_status)) }
+    local current = s.current
+    if current then
+      local p = current.progress or {}
+      local line = string.format("  generating %q %d%%", current.prompt or current.track_id, math.floor(tonumber(p.percent) or 0))
+      if type(p.eta_sec) == "number" then
+        line = line .. " ~" .. errors.clock(p.eta_sec)
+      end
+      lines[#lines + 1] = line .. "  [" .. current.track_id .. "]"
+    else
+      lines[#lines + 1] = "  idle"
+    end
+    for i, job in ipairs(s.queue or {}) do
+      lines[#lines + 1] = string.format("  %d. %q  [%s]", i, job.prompt or "", job.track_id)
+    end
+    local playing = require("lofi.player").now_playing()
+    if playing then
+      lines[#lines + 1] = "  playing " .. playing
+    end
+    notify.info(table.concat(lines, "\n"))
+  end)
+end
+
+function H.play_path(path)
+  local ok, err = require("lofi.player").play(path)
+  if not ok then
+    return notify.error(err)
+  end
+  notify.info("playing " .. path)
+end
+
+-- The newest track of the library (tracks come newest first, but do not rely on it).
+function H.newest(tracks)
+  table.sort(tracks, function(a, b) return (a.created_at or 0) > (b.created_at or 0) end)
+  return tracks[1]
+end
+
+function M.play(o)
+  local which = o.args
+  if which == "" or which == "last" then
+    local last = require("lofi.jobs").last_complete()
+    if last and last.path then
+      return H.play_path(last.path)
+    end
+  end
+  lofi().tracks(function(err, tracks)
+    if err then
+      return notify.error(err)
+    end
+    H.track_ids = vim.tbl_map(function(t) return t.track_id end, tracks)
+    local track
+    if which == "" or which == "last" then
+      track = H.newest(tracks)
+    else
+      for _, t in ipairs(tracks) do
+        if t.track_id == which then
+          track = t
+        end
+      end
+    end
+    if not track then
+      return notify.error(errors.new("TRACK_NOT_FOUND", which ~= "" and which ~= "last" and ("no track " .. which) or "no tracks yet",
+        "Make one with :LofiGenerate, or pick one with :LofiTracks."))
+    end
+    H.play_path(track.path)
+  end)
+end
+
+function M.stop()
+  if not require("lofi.player").stop() then
+    notify.info("nothing is playing")
+  end
+end
+
+function H.describe_track(t)
+  return string.format("%s  %s · %s · seed %s", t.prompt or "?", errors.clock(tonumber(t.duration_sec) or 0), tostring(t.backend), tostring(t.seed))
+end
+
+M.track_actions = {
+  { label = "Play", run = function(t) H.play_path(t.path) end },
+  {
+    label = "Regenerate with the same seed",
+    run = function(t)
+      local opts = { prompt = t.prompt, duration_sec = t.requested_duration_sec or t.duration_sec, backend = t.backend, seed = t.seed, format = t.format }
+      opts.params = t.params
+      H.submit(opts)
+    end,
+  },
+  {
+    label = "Delete",
+    run = function(t)
+      lofi().request("delete_track", { track_id = t.track_id }, function(err)
+        if err then
+          return notify.error(err)
+        end
+        notify.info("deleted " .. (t.prompt or t.track_id))
+      end)
+    end,
+  },
+}
+
+function M.tracks()
+  lofi().tracks(function(err, tracks)
+    if err then
+      return notify.error(err)
+    end
+    if #tracks == 0 then
+      return notify.info("no tracks yet; make one with :LofiGenerate")
+    end
+    vim.ui.select(tracks, { prompt = "lofi tracks", format_item = H.describe_track }, function(track)
+      if not track then
+        return
+      end
+      vim.ui.select(M.track_actions, {
+        prompt = track.prompt,
+        format_item = function(a) return a.label end,
+      }, function(action)
+        if action then
+          action.run(track)
+        end
+      end)
+    end)
+  end)
+end
+
+function M.install(o)
+  local extras = {}
+  for word in o.args:gmatch("%S+") do
+    extras[#extras + 1] = word
+  end
+  require("lofi.install").run({ extras = #extras > 0 and extras or nil }, notify.info, function(err)
+    if err then
+      return notify.error(err)
+    end
+    -- The next command starts the freshly installed daemon.
+    require("lofi.daemon").stop()
+    notify.info("installed: " .. require("lofi.install").venv_daemon())
+  end)
+end
+
+function M.log()
+  vim.cmd.split(vim.fn.fnameescape(require("lofi.daemon").log_file()))
+end
+
+-- ---------------------------------------------------------------- completion
+
+local function matching(items, lead)
+  return vim.tbl_filter(function(item) return vim.startswith(item, lead) end, items)
+end
+
+function H.backend_choices()
+  return H.backend_names or M.static_backends
+end
+
+function M.complete_generate(lead)
+  local key, partial = lead:match("^([%w_]+)=(.*)$")
+  if key then
+    local choices = key == "backend" and H.backend_choices() or M.value_choices[key] or {}
+    return vim.tbl_map(function(c) return key .. "=" .. c end, matching(choices, partial))
+  end
+  return matching(vim.tbl_map(function(k) return k .. "=" end, M.generate_keys), lead)
+end
+
+function M.complete_backend(lead)
+  return matching(H.backend_choices(), lead)
+end
+
+function M.complete_cancel(lead)
+  return matching(vim.tbl_map(function(j) return j.track_id end, require("lofi.jobs").active()), lead)
+end
+
+function M.complete_play(lead)
+  local ids = { "last" }
+  vim.list_extend(ids, H.track_ids or {})
+  return matching(ids, lead)
+end
+
+function M.complete_install(lead)
+  return matching({ "models" }, lead)
+end
+
+return M

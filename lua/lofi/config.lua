@@ -1,0 +1,214 @@
+--- Defaults, and validation of what the user passes to setup().
+---
+--- Every field is checked and an error names its dotted path, e.g.
+--- `(lofi) config: progress.icon must be a string, got number`. Unknown keys are errors too:
+--- a typo must not silently fall back to a default.
+local M = {}
+
+---@class lofi.Config
+M.defaults = {
+  -- Command that starts the daemon (a list). nil: <plugin>/.venv/bin/lofi-daemon, then
+  -- `lofi-daemon` on PATH. Any command that speaks the protocol over stdio works, e.g.
+  -- { "ssh", "gpu-box", "lofi-daemon" }.
+  daemon_cmd = nil,
+  -- Extra environment for the daemon, e.g. { LOFI_DEVICE = "cpu" }.
+  daemon_env = {},
+  -- Where the daemon's stderr goes. nil: stdpath("log") .. "/lofi-daemon.log".
+  log_file = nil,
+  -- How long a request may wait for its answer.
+  request_timeout_ms = 15000,
+  -- Restart the daemon once by itself when it dies.
+  auto_restart = true,
+  -- Defaults for :LofiGenerate and generate().
+  generate = {
+    duration_sec = 30,
+    backend = nil, -- nil: the daemon's default (see :LofiBackend)
+    format = nil, -- "wav" | "flac" | "ogg"; nil: the daemon's default
+  },
+  -- Play each finished track.
+  autoplay = true,
+  player = {
+    -- nil: the first of `order` found on PATH. A list (the path is appended, or replaces
+    -- "{path}"), or a function(path) returning a list.
+    cmd = nil,
+    order = { "mpv", "ffplay", "afplay", "paplay", "aplay" },
+  },
+  progress = {
+    icon = "♪",
+    fidget = true, -- use fidget.nvim when it is installed
+    native = true, -- use Neovim 0.12 progress messages when present
+    notify = true, -- vim.notify on start/finish (and progress, if the notifier can replace)
+    done_ms = 5000, -- how long the statusline shows "done"/"failed"/"cancelled"
+  },
+  -- :LofiInstall and the lazy.nvim build step.
+  install = {
+    python = "python3",
+    extras = {}, -- { "models" } pulls torch, transformers, diffusers
+  },
+}
+
+local H = {}
+
+-- Validators return nil when fine, or what was expected.
+function H.is_list_of_strings(v, allow_empty)
+  if type(v) ~= "table" or (not allow_empty and #v == 0) then
+    return false
+  end
+  local n = 0
+  for k, item in pairs(v) do
+    n = n + 1
+    if type(k) ~= "number" or type(item) ~= "string" or item == "" then
+      return false
+    end
+  end
+  return n == #v
+end
+
+function H.check(expected, test)
+  return function(v)
+    if not test(v) then
+      return expected
+    end
+  end
+end
+
+local function optional(validator)
+  return function(v)
+    if v ~= nil then
+      return validator(v)
+    end
+  end
+end
+
+local boolean = H.check("a boolean", function(v) return type(v) == "boolean" end)
+local string_ = H.check("a non-empty string", function(v) return type(v) == "string" and v ~= "" end)
+local function number_at_least(min)
+  return H.check("a number >= " .. min, function(v) return type(v) == "number" and v >= min end)
+end
+local function one_of(choices)
+  return H.check("one of " .. table.concat(vim.tbl_map(vim.inspect, choices), ", "), function(v)
+    return vim.tbl_contains(choices, v)
+  end)
+end
+
+-- One validator per leaf, by dotted path; a table here marks a section.
+H.schema = {
+  daemon_cmd = optional(H.check("a non-empty list of strings", H.is_list_of_strings)),
+  daemon_env = H.check("a table of string values", function(v)
+    if type(v) ~= "table" then
+      return false
+    end
+    for k, item in pairs(v) do
+      if type(k) ~= "string" or (type(item) ~= "string" and type(item) ~= "number") then
+        return false
+      end
+    end
+    return true
+  end),
+  log_file = optional(string_),
+  request_timeout_ms = number_at_least(1),
+  auto_restart = boolean,
+  generate = {
+    duration_sec = H.check("a number from 5 to 240", function(v)
+      return type(v) == "number" and v >= 5 and v <= 240
+    end),
+    backend = optional(string_),
+    format = optional(one_of({ "wav", "flac", "ogg" })),
+  },
+  autoplay = boolean,
+  player = {
+    cmd = optional(H.check("a non-empty list of strings or a function", function(v)
+      return type(v) == "function" or H.is_list_of_strings(v)
+    end)),
+    order = H.check("a list of strings", function(v) return H.is_list_of_strings(v, true) end),
+  },
+  progress = {
+    icon = H.check("a string", function(v) return type(v) == "string" end),
+    fidget = boolean,
+    native = boolean,
+    notify = boolean,
+    done_ms = number_at_least(0),
+  },
+  install = {
+    python = string_,
+    extras = H.check("a list of strings", function(v) return H.is_list_of_strings(v, true) end),
+  },
+}
+
+function H.fail(path, expected, value)
+  error(string.format("(lofi) config: %s must be %s, got %s", path, expected, H.describe(value)), 0)
+end
+
+function H.describe(value)
+  if type(value) == "table" or type(value) == "string" then
+    return vim.inspect(value, { newline = " ", indent = "" })
+  end
+  return type(value) == "nil" and "nil" or string.format("%s (%s)", tostring(value), type(value))
+end
+
+-- `partial`: only the keys present are checked (the user's opts); otherwise every leaf.
+function H.validate(opts, schema, prefix, partial)
+  if type(opts) ~= "table" then
+    H.fail(prefix == "" and "setup() argument" or prefix:sub(1, -2), "a table", opts)
+  end
+  for key, _ in pairs(opts) do
+    if type(key) ~= "string" or schema[key] == nil then
+      local known = vim.tbl_keys(schema)
+      table.sort(known)
+      error(string.format("(lofi) config: unknown option %s%s (known here: %s)", prefix, tostring(key),
+        table.concat(known, ", ")), 0)
+    end
+  end
+  for key, rule in pairs(schema) do
+    local value, path = opts[key], prefix .. key
+    if type(rule) == "table" then
+      if value ~= nil then
+        H.validate(value, rule, path .. ".", partial)
+      end
+    elseif not (partial and value == nil) then
+      local expected = rule(value)
+      if expected then
+        H.fail(path, expected, value)
+      end
+    end
+  end
+end
+
+--- Merge `opts` over the defaults and validate the result. Raises an error naming the
+--- dotted path of the first bad field.
+---@param opts? table
+---@return lofi.Config
+function M.build(opts)
+  opts = opts or {}
+  H.validate(opts, H.schema, "", true)
+  local merged = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts)
+  -- Lists replace, they do not merge index by index.
+  for _, path in ipairs({ { "daemon_cmd" }, { "player", "order" }, { "player", "cmd" }, { "install", "extras" } }) do
+    local value = vim.tbl_get(opts, unpack(path))
+    if value ~= nil then
+      local parent = merged
+      for i = 1, #path - 1 do
+        parent = parent[path[i]]
+      end
+      parent[path[#path]] = value
+    end
+  end
+  H.validate(merged, H.schema, "")
+  return merged
+end
+
+-- The active config; setup() replaces it, everything else reads it.
+M.current = M.build({})
+
+---@param opts? table
+function M.set(opts)
+  M.current = M.build(opts)
+  return M.current
+end
+
+---@return lofi.Config
+function M.get()
+  return M.current
+end
+
+return M

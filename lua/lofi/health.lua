@@ -1,0 +1,252 @@
+--- :checkhealth lofi
+---
+--- Neovim, the daemon command, the Python behind it (version, torch, device, cache dir and
+--- free disk), the daemon's answer to ping (protocol), each backend's state and size, and
+--- a player. The Python facts come from a short probe run with the daemon's own Python,
+--- so they describe what the daemon will see (its env, its cache dir).
+local M = {}
+local H = {}
+
+H.PROBE = [[
+import json, platform, shutil, sys
+out = {"python": platform.python_version(), "executable": sys.executable}
+plan = None
+try:
+    import lofi_daemon
+    from lofi_daemon.settings import Settings
+    out["daemon_version"] = lofi_daemon.__version__
+    out["protocol"] = lofi_daemon.PROTOCOL_VERSION
+    settings = Settings.load()
+    out["cache_dir"] = str(settings.cache_dir)
+    probe = settings.cache_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    out["free_bytes"] = shutil.disk_usage(probe).free
+    plan = settings.device_plan
+except Exception as exc:
+    out["daemon_error"] = f"{type(exc).__name__}: {exc}"
+try:
+    import torch
+    out["torch"] = torch.__version__
+    out["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    out["mps"] = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if plan is not None:
+        from lofi_daemon.device import resolve
+        chosen = resolve(plan)
+        out["device"], out["dtype"] = chosen.device, chosen.dtype_name
+except ImportError:
+    out["torch"] = None
+except Exception as exc:
+    out["torch_error"] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(out))
+]]
+
+local FREE_DISK_WARN_BYTES = 10e9 -- ACE-Step's weights are about 8 GB
+
+function H.size(bytes)
+  if type(bytes) ~= "number" then
+    return "?"
+  end
+  if bytes >= 1e9 then
+    return string.format("%.1f GB", bytes / 1e9)
+  end
+  return string.format("%.0f MB", bytes / 1e6)
+end
+
+-- The Python that runs the daemon, when it can be known from here (not through ssh).
+function H.daemon_python(resolved)
+  local install = require("lofi.install")
+  if resolved.source == "plugin venv" then
+    return install.venv_python()
+  end
+  local exe = vim.fn.exepath(resolved.cmd[1])
+  if exe == "" then
+    return nil
+  end
+  if vim.fn.fnamemodify(exe, ":t"):match("^python[%d.]*$") then
+    return exe
+  end
+  local file = io.open(exe, "r")
+  local first = file and file:read("*l") or ""
+  if file then
+    file:close()
+  end
+  local shebang = first:match("^#!%s*(%S*python[%d.]*)%s*$")
+  if shebang and vim.fn.executable(shebang) == 1 then
+    return shebang
+  end
+end
+
+function H.probe(python)
+  local env = {}
+  for k, v in pairs(require("lofi.config").get().daemon_env) do
+    env[k] = tostring(v)
+  end
+  local ok, result = pcall(function()
+    return vim.system({ python, "-c", H.PROBE }, { text = true, env = next(env) and env or nil }):wait(120000)
+  end)
+  if not ok then
+    return nil, tostring(result)
+  end
+  if result.code ~= 0 then
+    return nil, vim.trim(result.stderr or "")
+  end
+  local decoded_ok, info = pcall(vim.json.decode, vim.trim(result.stdout or ""), { luanil = { object = true } })
+  if not decoded_ok then
+    return nil, "unexpected probe output: " .. (result.stdout or "")
+  end
+  return info
+end
+
+-- A request answered synchronously (health checks may block).
+function H.call(method, timeout_ms)
+  local done, err, result = false, nil, nil
+  require("lofi").request(method, nil, function(e, r)
+    done, err, result = true, e, r
+  end)
+  vim.wait(timeout_ms, function() return done end, 20)
+  if not done then
+    return nil, require("lofi.errors").new("TIMEOUT", method .. " got no answer within " .. timeout_ms / 1000 .. " s")
+  end
+  return result, err
+end
+
+function H.check_neovim(h)
+  h.start("lofi.nvim: Neovim")
+  local v = vim.version()
+  local version = string.format("%d.%d.%d", v.major, v.minor, v.patch)
+  if vim.fn.has("nvim-0.10") == 1 then
+    h.ok("Neovim " .. version)
+  else
+    h.error("Neovim " .. version .. " is too old", { "lofi.nvim needs Neovim 0.10 or newer" })
+  end
+  if vim.fn.has("nvim-0.12") == 1 then
+    h.ok("native progress messages available (nvim_echo kind=progress)")
+  end
+  if pcall(require, "fidget.progress") then
+    h.ok("fidget.nvim found: progress shows there")
+  end
+end
+
+function H.check_python(h, resolved)
+  local python = H.daemon_python(resolved)
+  if not python then
+    h.info("the daemon's Python is not visible from here (custom daemon_cmd); Python checks skipped")
+    return
+  end
+  local info, err = H.probe(python)
+  if not info then
+    h.error("cannot run " .. python .. ": " .. err, { "Run :LofiInstall to (re)create the plugin's venv." })
+    return
+  end
+  h.ok(string.format("Python %s (%s)", info.python, info.executable))
+  if info.daemon_error then
+    h.error("lofi_daemon does not import: " .. info.daemon_error, { "Run :LofiInstall." })
+  elseif tostring(info.protocol) ~= tostring(require("lofi.daemon").PROTOCOL) then
+    h.error(string.format("lofi_daemon %s speaks protocol %s; this plugin speaks %s", info.daemon_version,
+      tostring(info.protocol), tostring(require("lofi.daemon").PROTOCOL)), { "Run :LofiInstall to update the daemon." })
+  else
+    h.ok(string.format("lofi_daemon %s, protocol %s", info.daemon_version, tostring(info.protocol)))
+  end
+  if info.torch == nil and not info.torch_error then
+    h.warn("torch is not installed: only the procedural backend works",
+      { "Run :LofiInstall models for MusicGen and ACE-Step." })
+  elseif info.torch_error then
+    h.warn("torch is broken: " .. info.torch_error)
+  else
+    local devices = {}
+    if info.cuda then
+      devices[#devices + 1] = "CUDA (" .. info.cuda .. ")"
+    end
+    if info.mps then
+      devices[#devices + 1] = "MPS"
+    end
+    devices[#devices + 1] = "CPU"
+    h.ok(string.format("torch %s; devices: %s", info.torch, table.concat(devices, ", ")))
+    if info.device then
+      local line = string.format("the daemon will use %s (%s)", info.device, info.dtype)
+      if info.device == "cpu" then
+        h.warn(line, { "MusicGen and ACE-Step are slow on CPU; a CUDA or Apple GPU is much faster." })
+      else
+        h.ok(line)
+      end
+    end
+  end
+  if info.cache_dir then
+    local line = string.format("cache %s: %s free", info.cache_dir, H.size(info.free_bytes))
+    if type(info.free_bytes) == "number" and info.free_bytes < FREE_DISK_WARN_BYTES then
+      h.warn(line, { "ACE-Step needs about 8 GB; set LOFI_CACHE_DIR to a bigger disk." })
+    else
+      h.ok(line)
+    end
+  end
+end
+
+function H.check_daemon(h)
+  h.start("lofi.nvim: daemon")
+  local daemon = require("lofi.daemon")
+  local resolved, err = daemon.resolve()
+  if not resolved then
+    h.error(err.message, { err.hint })
+    return
+  end
+  h.ok(string.format("daemon command: %s (from %s)", table.concat(resolved.cmd, " "), resolved.source))
+  H.check_python(h, resolved)
+
+  local pong, ping_err = H.call("ping", 30000)
+  if not pong then
+    h.error("the daemon does not answer ping: " .. require("lofi.errors").format(ping_err),
+      { "Log: " .. daemon.log_file() })
+    return
+  end
+  if tostring(pong.protocol) == tostring(daemon.PROTOCOL) then
+    h.ok(string.format("daemon answers: version %s, protocol %s", tostring(pong.version), tostring(pong.protocol)))
+  else
+    h.error(string.format("daemon speaks protocol %s, the plugin %s", tostring(pong.protocol), tostring(daemon.PROTOCOL)),
+      { "Run :LofiInstall to update the daemon." })
+  end
+
+  h.start("lofi.nvim: backends")
+  local result, backends_err = H.call("get_backends", 30000)
+  if not result then
+    h.error("get_backends failed: " .. require("lofi.errors").format(backends_err))
+    return
+  end
+  for _, b in ipairs(result.backends or {}) do
+    local default = b.name == result.default_backend and " [default]" or ""
+    local size = (b.size_bytes and b.size_bytes > 0) and (", " .. H.size(b.size_bytes)) or ""
+    local line = string.format("%s: %s%s%s", b.name, b.status, size, default)
+    if b.status == "error" then
+      h.warn(line .. (b.error and (" - " .. b.error) or ""), { b.hint })
+    elseif b.status == "not_installed" then
+      h.info(line .. " - download with :LofiSetup " .. b.name:gsub("_", "-"))
+    else
+      h.ok(line)
+    end
+  end
+end
+
+function H.check_player(h)
+  h.start("lofi.nvim: playback")
+  local cfg = require("lofi.config").get()
+  if cfg.player.cmd then
+    h.ok("player.cmd is set")
+    return
+  end
+  local name, exe = require("lofi.player").discover()
+  if name then
+    h.ok(string.format("player: %s (%s)", name, exe))
+  else
+    h.warn("no audio player found (looked for " .. table.concat(cfg.player.order, ", ") .. ")",
+      { "Install mpv, or set player.cmd; tracks are still written to disk." })
+  end
+end
+
+function M.check()
+  local h = vim.health
+  H.check_neovim(h)
+  H.check_daemon(h)
+  H.check_player(h)
+end
+
+return M

@@ -1,0 +1,126 @@
+--- The plugin's own Python environment: <plugin root>/.venv with the daemon installed.
+---
+--- Used by build.lua (lazy.nvim runs it after install/update), by :LofiInstall and by the
+--- daemon lookup. Steps are plain argv lists so they can be shown, tested and rerun.
+local M = {}
+
+local is_windows = vim.fn.has("win32") == 1
+
+--- <plugin root>: the folder holding lua/, plugin/ and pyproject.toml.
+function M.root()
+  local source = debug.getinfo(1, "S").source:sub(2)
+  return vim.fn.fnamemodify(source, ":p:h:h:h")
+end
+
+function M.venv_dir()
+  return M.root() .. "/.venv"
+end
+
+local function venv_bin(name)
+  if is_windows then
+    return M.venv_dir() .. "/Scripts/" .. name .. ".exe"
+  end
+  return M.venv_dir() .. "/bin/" .. name
+end
+
+function M.venv_python()
+  return venv_bin("python")
+end
+
+function M.venv_daemon()
+  return venv_bin("lofi-daemon")
+end
+
+--- The commands that build the venv, in order.
+---@param opts? {python?: string, extras?: string[]}
+---@return {title: string, cmd: string[]}[]
+function M.steps(opts)
+  local cfg = require("lofi.config").get().install
+  opts = opts or {}
+  local python = opts.python or cfg.python
+  local extras = opts.extras or cfg.extras
+  local target = M.root()
+  if #extras > 0 then
+    target = target .. "[" .. table.concat(extras, ",") .. "]"
+  end
+  local steps = {}
+  if vim.fn.executable(M.venv_python()) ~= 1 then
+    steps[#steps + 1] = { title = "create " .. M.venv_dir(), cmd = { python, "-m", "venv", M.venv_dir() } }
+  end
+  steps[#steps + 1] = {
+    title = "install the daemon" .. (#extras > 0 and (" with " .. table.concat(extras, ", ")) or ""),
+    cmd = { M.venv_python(), "-m", "pip", "install", "--upgrade", "--disable-pip-version-check", target },
+  }
+  return steps
+end
+
+local function last_lines(text, n)
+  local lines = vim.split(vim.trim(text or ""), "\n")
+  return table.concat(vim.list_slice(lines, math.max(1, #lines - n + 1)), "\n")
+end
+
+local function failure(step, result)
+  local output = last_lines((result.stderr or "") .. "\n" .. (result.stdout or ""), 12)
+  return require("lofi.errors").new("INSTALL_FAILED",
+    string.format("%s failed (exit %s): %s\n%s", step.title, tostring(result.code), table.concat(step.cmd, " "), output))
+end
+
+--- Run the steps one after another without blocking; `report(msg)` hears each step.
+---@param opts? {python?: string, extras?: string[]}
+---@param report fun(msg: string)
+---@param done fun(err: lofi.Error|nil)
+function M.run(opts, report, done)
+  local steps = M.steps(opts)
+  local function step(i)
+    if i > #steps then
+      return done(nil)
+    end
+    report(string.format("[%d/%d] %s", i, #steps, steps[i].title))
+    local ok, spawn_err = pcall(vim.system, steps[i].cmd, { text = true }, vim.schedule_wrap(function(result)
+      if result.code ~= 0 then
+        return done(failure(steps[i], result))
+      end
+      step(i + 1)
+    end))
+    if not ok then
+      done(require("lofi.errors").new("INSTALL_FAILED", steps[i].title .. ": cannot start " .. steps[i].cmd[1] .. ": " .. tostring(spawn_err)))
+    end
+  end
+  step(1)
+end
+
+--- Blocking variant for build steps. Inside a lazy.nvim build coroutine it yields progress
+--- messages; elsewhere (nvim -l build.lua) it writes them to stderr. Raises on failure.
+---@param opts? {python?: string, extras?: string[]}
+function M.build(opts)
+  local in_coroutine = coroutine.running() ~= nil and (coroutine.isyieldable == nil or coroutine.isyieldable())
+  local function report(msg)
+    if in_coroutine then
+      coroutine.yield(msg)
+    else
+      io.stderr:write("lofi.nvim: " .. msg .. "\n")
+    end
+  end
+  local steps = M.steps(opts)
+  for i, step in ipairs(steps) do
+    report(string.format("[%d/%d] %s", i, #steps, step.title))
+    local result
+    if in_coroutine then
+      -- yield until pip is done, so lazy.nvim's UI keeps drawing meanwhile
+      vim.system(step.cmd, { text = true }, function(r)
+        result = r
+      end)
+      while not result do
+        coroutine.yield()
+      end
+    else
+      result = vim.system(step.cmd, { text = true }):wait()
+    end
+    if result.code ~= 0 then
+      error(require("lofi.errors").format(failure(step, result)), 0)
+    end
+  end
+  report("done: " .. M.venv_daemon())
+end
+
+return M
