@@ -1,0 +1,143 @@
+"""What each backend needs from the Hugging Face hub.
+
+Sources for the pinned facts are listed in docs/models.md. In short:
+
+- ACE-Step v1 3.5B: commit ``82cd0d7b…`` is the snapshot pinned by several independent
+  projects; the file list, sizes and sha256 of the 11 files we load agree between two
+  independent public listings (one of them a content-hashed mirror of the full tree, whose
+  sizes sum to the 8 275 790 207 bytes another project records). The repo has no
+  ``umt5-base/spiece.model`` (the tokenizer is ``tokenizer.json``), so it is optional.
+- MusicGen: ``facebook/musicgen-small`` is pinned to the commit that public transformers
+  loaders use; the other sizes follow ``main``, resolved to a commit at download time and
+  recorded. Whether a repo ships one ``model.safetensors`` or an index plus shards is read
+  from the hub at download time (the ``sharded`` entry).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidParams
+from .manifest import Component, FileSpec, ModelManifest
+
+ACE_STEP_REPO = "ACE-Step/ACE-Step-v1-3.5B"
+ACE_STEP_REVISION = "82cd0d7b6322bd28cd4e830fe675ddb6180ce36c"
+
+ACE_STEP = ModelManifest(
+    backend="ace_step",
+    repo_id=ACE_STEP_REPO,
+    revision=ACE_STEP_REVISION,
+    components=(
+        Component(
+            "transformer",
+            ("ace_step_transformer/config.json", "ace_step_transformer/diffusion_pytorch_model.safetensors"),
+        ),
+        Component(
+            "text_encoder",
+            (
+                "umt5-base/config.json",
+                "umt5-base/model.safetensors",
+                "umt5-base/special_tokens_map.json",
+                "umt5-base/tokenizer.json",
+                "umt5-base/tokenizer_config.json",
+            ),
+            optional=("umt5-base/spiece.model",),
+        ),
+        Component("dcae", ("music_dcae_f8c8/config.json", "music_dcae_f8c8/diffusion_pytorch_model.safetensors")),
+        Component("vocoder", ("music_vocoder/config.json", "music_vocoder/diffusion_pytorch_model.safetensors")),
+    ),
+    known=(
+        FileSpec(
+            "ace_step_transformer/config.json", 639, "4d78beb6afb4c7f3705256b44faaf60f3e1e2d78f4015ca87740f3695d7f5447"
+        ),
+        FileSpec(
+            "ace_step_transformer/diffusion_pytorch_model.safetensors",
+            6_611_422_728,
+            "e810f16728d8a2e0d1b9c3a907aac8c9a427ce38edbd890cb3dce5ff92da5aad",
+        ),
+        FileSpec("umt5-base/config.json", 848, "afae5da9a35e2b293cee66536f03fc2581cfc3f3d5707d3a262b552748de1572"),
+        FileSpec(
+            "umt5-base/model.safetensors",
+            1_127_460_248,
+            "779cec0d210b2123e21d0a9cd8128f02b4d412627355028965a8be0b241cc3b6",
+        ),
+        FileSpec(
+            "umt5-base/special_tokens_map.json", 7_079, "456b58fd240a06c743a7c2cf8008bec501240d68ebd1fc4018ea569505fea270"
+        ),
+        FileSpec(
+            "umt5-base/tokenizer.json", 16_837_459, "20a46ac256746594ed7e1e3ef733b83fbc5a6f0922aa7480eda961743de080ef"
+        ),
+        FileSpec(
+            "umt5-base/tokenizer_config.json", 61_728, "ed9a3a8b0faa71a70a32847e0435fe036e6e112d4df4edb7bb48a921e344dc05"
+        ),
+        FileSpec(
+            "music_dcae_f8c8/config.json", 1_034, "b14a49a8c52a52c2c8050098af1a946810a8a1a0b6e50abc75ba81371383cf04"
+        ),
+        FileSpec(
+            "music_dcae_f8c8/diffusion_pytorch_model.safetensors",
+            313_646_516,
+            "2b0cb469307ac50659d1880db2a99bae47d0df335cbb36853964662d4b80e8ee",
+        ),
+        FileSpec("music_vocoder/config.json", 940, "39ddc4c417e01dc3be1862fcf315887358dd61b7f91c3cc8227f65072984bb55"),
+        FileSpec(
+            "music_vocoder/diffusion_pytorch_model.safetensors",
+            206_350_988,
+            "c92c9b46e28ab7b37b777780cf4308ad7ddac869636bb77aa61599358c4bc1c0",
+        ),
+    ),
+)
+
+#: The MusicGen checkpoints the backend supports, with a pinned commit where one is known.
+MUSICGEN_REVISIONS: dict[str, str] = {
+    "facebook/musicgen-small": "4c8334b02c6ec4e8664a91979669a501ec497792",
+    "facebook/musicgen-medium": "main",
+    "facebook/musicgen-large": "main",
+    "facebook/musicgen-stereo-small": "main",
+    "facebook/musicgen-stereo-medium": "main",
+    "facebook/musicgen-stereo-large": "main",
+}
+
+DEFAULT_MUSICGEN_MODEL = "facebook/musicgen-small"
+
+
+def musicgen_manifest(model_id: str = DEFAULT_MUSICGEN_MODEL) -> ModelManifest:
+    """The files ``MusicgenForConditionalGeneration`` and ``AutoProcessor`` load."""
+    revision = MUSICGEN_REVISIONS.get(model_id)
+    if revision is None:
+        raise InvalidParams(
+            f"unknown MusicGen model {model_id!r}",
+            hint=f"Set musicgen_model to one of: {', '.join(MUSICGEN_REVISIONS)}.",
+            field="musicgen_model",
+            choices=list(MUSICGEN_REVISIONS),
+        )
+    return ModelManifest(
+        backend="musicgen",
+        repo_id=model_id,
+        revision=revision,
+        components=(
+            Component("model", ("config.json", "generation_config.json"), sharded=("model.safetensors",)),
+            Component(
+                "processor",
+                ("preprocessor_config.json", "tokenizer_config.json"),
+                # The T5 tokenizer ships as spiece.model and/or tokenizer.json; take what exists.
+                optional=("special_tokens_map.json", "spiece.model", "tokenizer.json"),
+            ),
+        ),
+    )
+
+
+def manifest_for(backend_name: str, prefs: Any = None) -> ModelManifest | None:
+    """The manifest for a backend name, or None for backends without weights."""
+    name = backend_name.replace("-", "_")
+    if name == "procedural":
+        return None
+    if name == "ace_step":
+        return ACE_STEP
+    if name == "musicgen":
+        model_id = getattr(prefs, "musicgen_model", None) or DEFAULT_MUSICGEN_MODEL
+        return musicgen_manifest(model_id)
+    raise InvalidParams(
+        f"no model manifest for backend {backend_name!r}",
+        hint="Use one of: procedural, musicgen, ace_step.",
+        field="backend",
+    )
