@@ -59,7 +59,9 @@ def make_scheduler(name: str, shift: float = 3.0, num_train_timesteps: int = 100
 
 def rescale_omega(omega_scale: float) -> float:
     """The official logistic squash of ``omega_scale`` into (0.9, 1.1); 0 -> 1.0, 10 -> 1.0462."""
-    return 0.9 + 0.2 / (1.0 + math.exp(-0.1 * float(omega_scale)))
+    exponent = -0.1 * float(omega_scale)
+    # exp() overflows past ~709; the official numpy code then yields inf -> exactly 0.9.
+    return 0.9 + 0.2 / (1.0 + math.exp(min(exponent, 700.0)))
 
 
 class FlowMatchScheduler:
