@@ -3,7 +3,9 @@ against its tolerances, so each test reads like the manifest entry it checks."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,37 @@ from typing import Any
 import pytest
 
 torch = pytest.importorskip("torch")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _manifest_at_collection() -> dict[str, Any] | None:
+    """The manifest, read while tests are collected (to parametrize over its cases).
+
+    Same location rule as tests/conftest.py; when it is missing the single placeholder
+    case fails through the ``acestep_fixture`` fixture, which says where it looked.
+    """
+    shared = Path(os.environ.get("LOFI_SHARED_DIR") or REPO_ROOT.parent / "shared")
+    path = shared / "fixtures" / "acestep-v1-tiny" / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "e2e_case" in metafunc.fixturenames:
+        manifest = _manifest_at_collection()
+        cases = list(manifest["cases"]) if manifest else ["<fixtures missing>"]
+        metafunc.parametrize("e2e_case", cases)
+
+
+@functools.lru_cache(maxsize=2)
+def load_pipeline(checkpoint: Path) -> Any:
+    """One float32 CPU pipeline per checkpoint for the whole session (loading is the slow part)."""
+    from lofi_daemon.backends.ace_step.pipeline import AceStepPipeline
+
+    return AceStepPipeline.from_checkpoint(checkpoint, device="cpu", dtype=torch.float32)
 
 
 @dataclass
@@ -56,6 +89,30 @@ class Golden:
 @pytest.fixture
 def golden(acestep_fixture: Path) -> Golden:
     return Golden(acestep_fixture, json.loads((acestep_fixture / "manifest.json").read_text(encoding="utf-8")))
+
+
+@pytest.fixture
+def pipeline(golden: Golden) -> Any:
+    return load_pipeline(golden.checkpoint)
+
+
+@pytest.fixture
+def official_call(golden: Golden) -> Any:
+    """``official_call(case)``: our ``__call__`` arguments for a manifest case."""
+    return lambda case: _official_call(golden, case)
+
+
+def _official_call(golden: Golden, case: str) -> dict[str, Any]:
+    """The case's effective official parameters under our argument names."""
+    p = golden.case(case)["effective_call_parameters"]
+    return dict(
+        prompt=p["prompt"], duration=p["audio_duration"], infer_step=p["infer_step"], seed=p["manual_seeds"],
+        scheduler_type=p["scheduler_type"], cfg_type=p["cfg_type"], guidance_scale=p["guidance_scale"],
+        omega_scale=p["omega_scale"], guidance_interval=p["guidance_interval"],
+        guidance_interval_decay=p["guidance_interval_decay"], min_guidance_scale=p["min_guidance_scale"],
+        use_erg_tag=p["use_erg_tag"], use_erg_lyric=p["use_erg_lyric"], use_erg_diffusion=p["use_erg_diffusion"],
+        lyrics=p["lyrics"],
+    )
 
 
 @pytest.fixture(autouse=True)

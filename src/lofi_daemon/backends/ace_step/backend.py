@@ -1,0 +1,355 @@
+"""The ``ace_step`` backend: long-form (5-240 s) instrumental tracks with ACE-Step v1 3.5B.
+
+Where the weights are: the model store's snapshot of ``ACE-Step/ACE-Step-v1-3.5B`` (what
+``:LofiSetup ace-step`` downloads), or any folder with the four official sub-folders named
+by ``LOFI_ACESTEP_DIR`` or the config key ``ace_step_dir`` (the tests point it at the tiny
+golden-fixture checkpoint). Importing this module is cheap: torch and the model code are
+imported in ``load``.
+
+Device rules: CUDA in bfloat16 (the official default; the math the official code upcasts
+runs in float32 there too), MPS and CPU in float32. Low-VRAM mode (chosen automatically
+when the whole model does not fit, or by the ``low_vram`` config) keeps every component on
+the CPU and moves each to the GPU only while it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...device import DevicePlan, ResolvedDevice, check_memory, empty_cache, resolve
+from ...errors import LofiError, ModelInferenceFailed, ModelLoadFailed
+from ...models.manifests import ACE_STEP
+from ..base import Backend, CancelToken, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
+from .checkpoint import SETUP_HINT, SUBDIRS, missing_parts
+
+if TYPE_CHECKING:
+    from ...models.store import ModelStore
+    from ...settings import Settings
+    from .pipeline import AceStepPipeline
+
+log = logging.getLogger(__name__)
+
+ENV_DIR = "LOFI_ACESTEP_DIR"
+PREFS_DIR_KEY = "ace_step_dir"
+MIN_DURATION_SEC = 5.0
+MAX_DURATION_SEC = 240.0
+SAMPLE_RATE = 48_000
+RETRY_HINT = "Retry with another seed."
+
+PARAMETERS = (
+    ParamSpec("inference_steps", "int", 27, 1, 200,
+              description="Denoising steps: 27 is the official speed setting, 60 its quality default."),
+    ParamSpec("scheduler", "choice", "euler", choices=("euler", "heun", "pingpong"),
+              description="Sampler: euler (default), heun (2 model calls per step), pingpong (stochastic)."),
+    ParamSpec("guidance_scale", "float", 15.0, 0.0, 200.0,
+              description="How strongly to follow the prompt (0 or 1 = no guidance)."),
+    ParamSpec("cfg_type", "choice", "apg", choices=("apg", "cfg"),
+              description="Guidance method: adaptive projected guidance (apg) or classic CFG."),
+    ParamSpec("omega_scale", "float", 10.0, -100.0, 100.0,
+              description="Granularity: rescales each euler/heun update around its mean."),
+    ParamSpec("guidance_interval", "float", 0.5, 0.0, 1.0,
+              description="Middle fraction of the steps that are guided."),
+    ParamSpec("guidance_interval_decay", "float", 0.0, 0.0, 1.0,
+              description="Lower the guidance towards min_guidance_scale across the interval."),
+    ParamSpec("min_guidance_scale", "float", 3.0, 0.0, 200.0,
+              description="Guidance at the end of the interval when decay is on."),
+    ParamSpec("use_erg_tag", "bool", True, description="Entropy-rectifying guidance on the prompt."),
+    ParamSpec("use_erg_lyric", "bool", True, description="Entropy-rectifying guidance on the lyric tag."),
+    ParamSpec("use_erg_diffusion", "bool", True, description="Entropy-rectifying guidance in the transformer."),
+    ParamSpec("instrumental_tag", "choice", "[instrumental]", choices=("[instrumental]", "[inst]", ""),
+              description="Lyrics used to ask for no vocals ('' is the official empty-lyrics path)."),
+)
+
+
+@dataclass
+class CostModel:
+    """Relative cost of the phases, so progress tracks wall time.
+
+    Starting points are per-device estimates (seconds for the full-size model, from the
+    measurements in ACESTEP_V1.md section 6 and docs/benchmarks.md); after each generation
+    the measured time of every phase corrects its estimate, so the next plan is this
+    machine's own.
+    """
+
+    device: str
+    correction: dict[str, float] = field(default_factory=lambda: {"text": 1.0, "diffusion": 1.0, "decode": 1.0})
+
+    # seconds: text = a; one transformer call = b + c * frames; decode = d * frames
+    _BASE = {
+        "cpu": (1.0, 1.6, 0.013, 0.155),
+        "mps": (0.3, 0.2, 0.002, 0.02),
+        "cuda": (0.1, 0.03, 0.0002, 0.002),
+    }
+
+    def estimate(self, frames: int, calls: int) -> dict[str, float]:
+        text, call_fixed, call_per_frame, decode_per_frame = self._BASE.get(self.device, self._BASE["cpu"])
+        return {
+            "text": text * self.correction["text"],
+            "diffusion": calls * (call_fixed + call_per_frame * frames) * self.correction["diffusion"],
+            "decode": decode_per_frame * frames * self.correction["decode"],
+        }
+
+    def plan(self, frames: int, calls: int) -> list[tuple[str, float]]:
+        est = self.estimate(frames, calls)
+        return [(phase, max(est[phase], 1e-6)) for phase in ("text", "diffusion", "decode")]
+
+    def learn(self, frames: int, calls: int, measured: dict[str, float]) -> None:
+        base = CostModel(self.device).estimate(frames, calls)
+        for phase, seconds in measured.items():
+            if seconds > 0 and base.get(phase, 0) > 0:
+                ratio = seconds / base[phase]
+                # Smooth, so one disturbed run (another process on the CPU) does not dominate.
+                self.correction[phase] = 0.5 * self.correction[phase] + 0.5 * ratio
+
+
+class _PhaseClock:
+    """Forwards pipeline progress to the job and times each phase."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._phase: str | None = None
+        self._started = time.monotonic()
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, phase: str, current: int, total: int) -> None:
+        now = time.monotonic()
+        if phase != self._phase:
+            if self._phase is not None:
+                self.seconds[self._phase] = self.seconds.get(self._phase, 0.0) + now - self._started
+            self._phase, self._started = phase, now
+        self._progress.update(phase, current, total)
+
+    def finish(self) -> None:
+        if self._phase is not None:
+            self.seconds[self._phase] = self.seconds.get(self._phase, 0.0) + time.monotonic() - self._started
+            self._phase = None
+
+
+class AceStepBackend(Backend):
+    name = "ace_step"
+
+    def __init__(self, settings: "Settings", store: "ModelStore") -> None:
+        self._settings = settings
+        self._store = store
+        self.manifest = ACE_STEP
+        self._pipeline: AceStepPipeline | None = None
+        self._target: ResolvedDevice | None = None
+        self._costs: CostModel | None = None
+        override = self._override_dir()
+        self.model_version = (
+            f"local:{override.resolve()}" if override else f"{self.manifest.repo_id}@{self.manifest.revision}"
+        )
+
+    # -- what the daemon asks before loading -------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            min_duration_sec=MIN_DURATION_SEC,
+            max_duration_sec=MAX_DURATION_SEC,
+            sample_rate=SAMPLE_RATE,
+            parameters=PARAMETERS,
+            description="ACE-Step v1 3.5B: long-form instrumental tracks up to 4 minutes",
+        )
+
+    def _override_dir(self) -> Path | None:
+        raw = os.environ.get(ENV_DIR) or self._settings.prefs.extra.get(PREFS_DIR_KEY)
+        return Path(str(raw)).expanduser() if raw else None
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self._override_dir() or self._store.snapshot_dir(self.manifest)
+
+    def is_installed(self) -> bool:
+        override = self._override_dir()
+        if override is None:
+            return self._store.is_installed(self.manifest)
+        return not missing_parts(override)
+
+    def size_bytes(self) -> int:
+        override = self._override_dir()
+        if override is None:
+            return self._store.size_bytes(self.manifest)
+        return sum(p.stat().st_size for sub in SUBDIRS for p in (override / sub).rglob("*") if p.is_file())
+
+    @property
+    def loaded(self) -> bool:
+        return self._pipeline is not None
+
+    # -- load / unload -----------------------------------------------------------------
+
+    def load(self, device: DevicePlan) -> None:
+        if self._pipeline is not None:
+            return
+        root = self._verified_root()
+        needs = self._memory_needs(root, device)
+        target = resolve(device, vram_needed_bytes=needs.total(self._dtype_for(device, None)))
+        dtype = self._dtype_for(device, target)
+        target = ResolvedDevice(device=target.device, dtype=dtype, low_vram=target.low_vram)
+        self._check_memory(needs, target)
+
+        from .pipeline import AceStepPipeline  # torch + transformers: only now
+
+        try:
+            pipeline = AceStepPipeline.from_checkpoint(
+                root, device=target.device, dtype=target.dtype, offload=target.low_vram)
+        except LofiError:
+            raise
+        except MemoryError as exc:
+            raise ModelLoadFailed(f"ACE-Step does not fit in memory: {exc}",
+                                  hint="Close other programs or enable low_vram mode.") from None
+        except RuntimeError as exc:  # CUDA OOM while moving weights; the estimate was optimistic
+            empty_cache(target.device)
+            raise ModelLoadFailed(f"ACE-Step could not be loaded on {target.device}: {exc}",
+                                  hint="Close other programs or enable low_vram mode.") from None
+        except Exception as exc:  # unreadable files surface as assorted library errors
+            raise ModelLoadFailed(f"ACE-Step could not be loaded from {root}: {exc}", hint=SETUP_HINT) from exc
+        self._pipeline, self._target = pipeline, target
+        self._costs = self._costs if self._costs and self._costs.device == target.device else CostModel(target.device)
+        log.info("ace_step: loaded %s on %s (%s%s)", root, target.device, target.dtype_name,
+                 ", low-VRAM" if target.low_vram else "")
+
+    def unload(self) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is None:
+            return
+        device = self._target.device if self._target else "cpu"
+        del pipeline
+        empty_cache(device)
+
+    # -- generate ------------------------------------------------------------------------
+
+    def generate(self, request: GenerationRequest, progress: Progress, cancel: CancelToken) -> GeneratedAudio:
+        if self._pipeline is None or self._target is None or self._costs is None:
+            raise ModelLoadFailed("ace_step is not loaded", hint="This is a bug: the job ran before load().")
+        import numpy as np
+        import torch
+
+        from .pipeline import frame_length, transformer_calls
+
+        params = self.capabilities().resolve_params(dict(request.params))
+        frames = frame_length(request.duration_sec)
+        calls = transformer_calls(params["inference_steps"], params["scheduler"])
+        progress.plan(self._costs.plan(frames, calls))
+        clock = _PhaseClock(progress)
+        try:
+            output = self._pipeline(
+                prompt=request.prompt,
+                duration=float(request.duration_sec),
+                infer_step=params["inference_steps"],
+                seed=int(request.seed),
+                scheduler_type=params["scheduler"],
+                cfg_type=params["cfg_type"],
+                guidance_scale=params["guidance_scale"],
+                omega_scale=params["omega_scale"],
+                guidance_interval=params["guidance_interval"],
+                guidance_interval_decay=params["guidance_interval_decay"],
+                min_guidance_scale=params["min_guidance_scale"],
+                use_erg_tag=params["use_erg_tag"],
+                use_erg_lyric=params["use_erg_lyric"],
+                use_erg_diffusion=params["use_erg_diffusion"],
+                lyrics=params["instrumental_tag"],
+                progress=clock,
+                cancel=cancel,
+            )
+        except LofiError:
+            raise
+        except torch.cuda.OutOfMemoryError as exc:
+            raise ModelInferenceFailed(f"out of GPU memory while generating: {exc}",
+                                       hint="Try a shorter track or set low_vram = 'on'.") from None
+        except RuntimeError as exc:
+            raise ModelInferenceFailed(f"ACE-Step failed while generating: {exc}", hint=RETRY_HINT) from exc
+        finally:
+            if self._target.device != "cpu":
+                empty_cache(self._target.device)
+        clock.finish()
+        self._costs.learn(frames, calls, clock.seconds)
+
+        samples = output.wav_48k.numpy().astype(np.float32, copy=False)
+        return GeneratedAudio(
+            samples=samples,
+            sample_rate=output.sample_rate,
+            metadata={
+                **self._target.describe(),
+                "model_version": self.model_version,
+                "frame_length": output.frame_length,
+                "true_duration_sec": round(output.duration_sec, 6),
+                "transformer_calls": calls,
+                "resampler": "soxr",
+                "phase_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
+            },
+        )
+
+    # -- load steps ------------------------------------------------------------------------
+
+    def _verified_root(self) -> Path:
+        override = self._override_dir()
+        if override is None:
+            # BACKEND_NOT_INSTALLED / MODEL_LOAD_FAILED (damaged file) with their hints.
+            return self._store.verify_for_load(self.manifest)
+        missing = missing_parts(override)
+        if missing:
+            raise ModelLoadFailed(
+                f"{override} is not an ACE-Step checkpoint folder: missing {', '.join(missing)}",
+                hint=f"Point {ENV_DIR} / {PREFS_DIR_KEY} at a folder with {', '.join(SUBDIRS)}, "
+                     "or unset it and run :LofiSetup ace-step.",
+                path=str(override),
+            )
+        return override
+
+    @staticmethod
+    def _dtype_for(plan: DevicePlan, target: ResolvedDevice | None) -> Any:
+        import torch
+
+        if target is None:  # before the device is known: size for the worst case we would pick
+            return torch.bfloat16 if plan.dtype == "auto" else getattr(torch, plan.dtype)
+        if target.device == "cuda" and plan.dtype == "auto" and target.dtype == torch.float16:
+            # The official model runs in bf16 or fp32 only; fp16 overflows. Pre-Ampere GPU: fp32.
+            return torch.float32
+        return target.dtype
+
+    def _memory_needs(self, root: Path, plan: DevicePlan) -> "_MemoryNeeds":
+        from .checkpoint import is_unused_transformer_key, tensor_bytes, weight_files
+
+        try:
+            elements = {
+                "transformer": tensor_bytes(weight_files(root / "ace_step_transformer"), 1, is_unused_transformer_key),
+                "text_encoder": tensor_bytes(weight_files(root / "umt5-base", "model"), 1),
+                "dcae": tensor_bytes(weight_files(root / "music_dcae_f8c8"), 1, lambda k: k.startswith("encoder.")),
+                "vocoder": tensor_bytes(weight_files(root / "music_vocoder"), 1),
+            }
+        except LofiError:
+            raise
+        except Exception as exc:
+            raise ModelLoadFailed(f"cannot read the ACE-Step weights in {root}: {exc}", hint=SETUP_HINT) from exc
+        return _MemoryNeeds(elements)
+
+    @staticmethod
+    def _check_memory(needs: "_MemoryNeeds", target: ResolvedDevice) -> None:
+        if target.device == "cuda" and target.low_vram:
+            check_memory(needs.largest(target.dtype), "cuda", "the largest ACE-Step component (low-VRAM mode)")
+            check_memory(needs.weights(target.dtype), "cpu", "ACE-Step (kept in RAM in low-VRAM mode)")
+        else:
+            check_memory(needs.total(target.dtype), target.device, "ACE-Step")
+
+
+@dataclass
+class _MemoryNeeds:
+    """Parameter counts per component (read from the safetensors headers)."""
+
+    elements: dict[str, int]
+    #: Activations and the decode's working memory (windowed above 48 s), plus allocator slack.
+    ACTIVATIONS_BYTES = int(1.5 * 2**30)
+
+    def weights(self, dtype: Any) -> int:
+        return sum(self.elements.values()) * dtype.itemsize
+
+    def largest(self, dtype: Any) -> int:
+        return max(self.elements.values()) * dtype.itemsize + self.ACTIVATIONS_BYTES
+
+    def total(self, dtype: Any) -> int:
+        return self.weights(dtype) + self.ACTIVATIONS_BYTES
