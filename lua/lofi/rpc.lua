@@ -71,7 +71,7 @@ function M.decode(line)
   if not ok then
     return nil, "not JSON: " .. tostring(message)
   end
-  if type(message) ~= "table" then
+  if type(message) ~= "table" or (next(message) ~= nil and vim.islist(message)) then
     return nil, "not a JSON object"
   end
   return message

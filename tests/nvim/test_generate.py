@@ -1,0 +1,103 @@
+""":LofiGenerate end to end: real Neovim, real daemon (procedural backend), real files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import soundfile as sf
+
+
+def test_generate_command_writes_a_track_while_the_statusline_goes_from_progress_to_done(nvim, fake_player):
+    nvim.cmd("LofiGenerate lofi hip hop, jazzy piano 5")
+    done = nvim.wait_done()
+
+    assert done[0]["status"] == "complete"
+    path = Path(done[0]["path"])
+    assert path.is_file() and path.is_relative_to(nvim.tmp / "cache")
+    info = sf.info(str(path))
+    assert info.samplerate == 48000
+    assert abs(info.duration - 5.0) < 0.1
+
+    lines = [e["statusline"] for e in nvim.events() if e["name"] == "LofiProgress"]
+    assert any(re.fullmatch(r"♪ \d+%( ~\d+:\d\d)?", line) for line in lines), lines
+    percents = [int(m.group(1)) for line in lines if (m := re.match(r"♪ (\d+)%", line))]
+    assert percents == sorted(percents), "percent went backwards"
+    assert nvim.statusline() == "♪ done"
+    assert any("ready" in m and str(path) in m for m in nvim.messages())
+    # autoplay handed the file to the player
+    nvim.wait("return require('lofi.player').now_playing() ~= nil", 5, "the player to start")
+    assert fake_player.calls()[-1][1] == str(path)
+
+
+def test_generate_without_a_prompt_asks_for_one(nvim):
+    nvim.lua("table.insert(T.inputs, 'rain on a window')")
+    nvim.cmd("LofiGenerate 5")
+    nvim.wait_done()
+    assert nvim.lua("return T.asked[1]") == {"kind": "input", "prompt": "lofi prompt: "}
+    tracks = nvim.call("list_tracks")["result"]["tracks"]
+    assert [t["prompt"] for t in tracks] == ["rain on a window"]
+    assert tracks[0]["duration_sec"] == 5.0
+
+
+def test_cancelling_the_prompt_input_generates_nothing(nvim):
+    nvim.cmd("LofiGenerate")  # vim.ui.input answers nil: the user pressed <Esc>
+    assert nvim.lua("return #T.asked") == 1
+    assert not nvim.lua("return require('lofi.daemon').is_running()")
+
+
+def test_a_visual_selection_becomes_the_prompt(nvim):
+    nvim.nvim.current.buffer[:] = ["-- mellow synthwave", "-- with soft drums", "unrelated line"]
+    nvim.cmd(r'exe "normal! ggVj\<Esc>"')
+    nvim.cmd("'<,'>LofiGenerate 5")
+    nvim.wait_done()
+    tracks = nvim.call("list_tracks")["result"]["tracks"]
+    assert tracks[0]["prompt"] == "-- mellow synthwave -- with soft drums"
+
+
+def test_seed_option_reaches_the_daemon_and_same_request_comes_from_the_cache(nvim):
+    nvim.cmd("LofiGenerate cafe at night 5 seed=1234")
+    first = nvim.wait_done(1)[0]
+    nvim.cmd("LofiGenerate cafe at night 5 seed=1234")
+    second = nvim.wait_done(2, timeout=10)[1]
+    assert second["status"] == "complete"
+    assert second["path"] == first["path"]
+    tracks = nvim.call("list_tracks")["result"]["tracks"]
+    assert len(tracks) == 1 and tracks[0]["seed"] == 1234
+
+
+def test_friendly_option_names_map_to_backend_parameters(nvim):
+    # steps= is ACE-Step's inference_steps; the procedural backend has no such parameter,
+    # and the daemon's refusal must name it, proving the mapping happened.
+    nvim.cmd("LofiGenerate rain 5 steps=10")
+    nvim.wait("return #T.messages(vim.log.levels.ERROR) > 0", 15, "an error message")
+    errors = nvim.messages(4)
+    assert len(errors) == 1
+    assert "inference_steps" in errors[0]
+    assert nvim.lua("return #require('lofi.jobs').active()") == 0
+
+
+def test_a_duration_out_of_range_is_one_clear_error_with_the_range(nvim):
+    nvim.cmd("LofiGenerate rain 2")
+    nvim.wait("return #T.messages(vim.log.levels.ERROR) > 0", 15, "an error message")
+    (error,) = nvim.messages(4)
+    assert "duration_sec" in error and "5 to 240" in error
+
+
+def test_lua_api_generate_calls_back_once_with_the_track(nvim):
+    nvim.lua("""
+        T.results = {}
+        require('lofi').generate({ prompt = 'api track', duration = 5, seed = 7 }, function(err, track)
+          table.insert(T.results, { err = err, track = track })
+        end)
+    """)
+    nvim.wait("return #T.results == 1", 30, "the generate callback")
+    result = nvim.lua("return T.results[1]")
+    assert "err" not in result
+    assert result["track"]["seed"] == 7 and Path(result["track"]["path"]).is_file()
+    assert nvim.lua("return #T.results") == 1
+
+
+def test_statusline_is_a_cached_string_that_never_starts_the_daemon(nvim):
+    assert nvim.statusline() == ""
+    assert nvim.lua("return require('lofi.daemon').is_running()") is False
