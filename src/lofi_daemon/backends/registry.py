@@ -24,6 +24,7 @@ BACKEND_CLASSES: dict[str, str] = {
 }
 ALIASES = {"ace-step": "ace_step", "acestep": "ace_step", "music-gen": "musicgen"}
 FALLBACK = "procedural"
+MODEL_LIBRARIES = {"torch", "transformers", "diffusers", "safetensors", "tokenizers", "sentencepiece"}
 
 
 class BackendRegistry:
@@ -56,10 +57,21 @@ class BackendRegistry:
         with self._lock:
             backend = self._instances.get(key)
             if backend is None:
-                module_name, _, class_name = self._classes[key].partition(":")
-                cls = getattr(importlib.import_module(module_name), class_name)
-                backend = self._instances[key] = cls(self._settings, self._store)
+                backend = self._instances[key] = self._construct(key)
             return backend
+
+    def _construct(self, key: str) -> Backend:
+        module_name, _, class_name = self._classes[key].partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] in MODEL_LIBRARIES:
+                raise BackendNotInstalled(
+                    f"backend {key} needs {exc.name}, which is not installed",
+                    hint="Install the model extras: pip install 'lofi-nvim[models]' (or :LofiInstall models).",
+                    backend=key, missing=exc.name) from exc
+            raise
+        return getattr(module, class_name)(self._settings, self._store)
 
     def _initial_default(self, preferred: str) -> str:
         try:

