@@ -126,7 +126,9 @@ def test_a_write_the_os_refuses_ends_in_download_failed_with_a_disk_hint(hub, ma
         resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, 500_000))
 
     proc = start_worker(manifest, store, preexec_fn=small_file_limit)
-    out, _ = proc.communicate(timeout=60)
+    out = proc.stdout.read()  # type: ignore[union-attr]  # stdin stays open: closing it means cancel
+    proc.wait(timeout=60)
+    proc.stdin.close()  # type: ignore[union-attr]
     events = [json.loads(line) for line in out.splitlines()]
     assert events[-1]["event"] == "error"
     error = events[-1]["error"]
