@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path:
-    """The project's shared folder: beside the clone in CI, overridable with LOFI_SHARED_DIR."""
-    return Path(os.environ.get("LOFI_SHARED_DIR") or REPO_ROOT.parent / "shared")
-
-
-def acestep_fixture_dir() -> Path:
-    return shared_dir() / "fixtures" / "acestep-v1-tiny"
+from repo_paths import REPO_ROOT, acestep_fixture_dir, shared_dir  # noqa: F401 (re-exported)
 
 
 @pytest.fixture
