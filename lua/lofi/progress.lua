@@ -185,7 +185,10 @@ function M.job_done(job)
       notify.info(string.format("♪ ready: %s (%s%s) %s", describe(job), errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), took, job.path or ""))
     end
   elseif job.state == "error" then
-    notify.error(job.error)
+    -- A dead daemon is reported once by lofi.daemon, not once per track.
+    if job.error.code ~= "DAEMON_EXITED" then
+      notify.error(job.error)
+    end
   elseif config.get().progress.notify then
     notify.info(describe(job) .. " cancelled")
   end

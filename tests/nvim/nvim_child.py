@@ -120,6 +120,17 @@ class Child:
     def events(self) -> list[dict]:
         return self.lua("return T.events")
 
+    def quit(self) -> None:
+        """:qa! (VimLeavePre runs), then drop the connection."""
+        try:
+            self.nvim.command("qa!")
+        except Exception:
+            pass  # the connection closes as nvim exits
+        try:
+            self.nvim.close()
+        except Exception:
+            pass
+
     def log_tail(self, lines: int = 30) -> str:
         if not self.daemon_log.exists():
             return "(no daemon log)"
@@ -138,15 +149,11 @@ def start_child(nvim_bin: str, tmp_path: Path):
 
 
 def stop_child(child: Child) -> None:
-    child.remember_daemon()
     try:
-        child.nvim.command("qa!")
+        child.remember_daemon()
     except Exception:
-        pass  # the connection closes as nvim exits
-    try:
-        child.nvim.close()
-    except Exception:
-        pass
+        pass  # already gone (a test quit it)
+    child.quit()
     for pid in child.pids:
         if not wait_gone(pid, 5.0):
             os.kill(pid, signal.SIGKILL)
