@@ -62,7 +62,7 @@ def make_backend(cache: Path, checkpoint: Path | None, *, model: str = "facebook
     return backend
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
     """Toy-sized matrices run fastest on one thread, and on a CPU shared with other jobs
     two spinning OpenMP threads can make a 1 s generation take 30 s."""

@@ -103,7 +103,11 @@ class MusicgenBackend(Backend):
         parameters = self._count_parameters(snapshot, setup_hint)
         max_tokens = grid.tokens_for(grid.frames_for(MAX_DURATION_SEC))
         required = runtime_bytes(parameters, _DTYPE_BYTES.get(target.dtype_name, 4), config["decoder"], max_tokens)
-        check_memory(required, target.device, self.model_id)
+        try:
+            check_memory(required, target.device, self.model_id)
+        except ModelLoadFailed as exc:  # same facts; low_vram does not apply to MusicGen
+            raise ModelLoadFailed(exc.message, hint="Close other programs or set musicgen_model to a smaller "
+                                  "checkpoint (facebook/musicgen-small needs the least).", **exc.facts) from None
 
         from .generation import MusicgenSession  # torch + transformers: only now
 
