@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRY, REPO_ID, sha256_of, tiny_files, tiny_manifest
+from model_helpers import FAST_RETRY, REPO_ID, sha256_of, tiny_files, tiny_manifest
 from fakehub import FakeHub, FakeRepo
 
 from lofi_daemon.backends.base import CancelToken

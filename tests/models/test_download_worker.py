@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRY, REPO_ID, sha256_of, tiny_files
+from model_helpers import FAST_RETRY, REPO_ID, sha256_of, tiny_files
 from fakehub import FakeHub
 
 from lofi_daemon.backends.base import CancelToken

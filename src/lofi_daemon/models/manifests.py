@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidParams
+from ..errors import InvalidBackend, InvalidParams
 from .manifest import Component, FileSpec, ModelManifest
 
 ACE_STEP_REPO = "ACE-Step/ACE-Step-v1-3.5B"
@@ -136,8 +136,8 @@ def manifest_for(backend_name: str, prefs: Any = None) -> ModelManifest | None:
     if name == "musicgen":
         model_id = getattr(prefs, "musicgen_model", None) or DEFAULT_MUSICGEN_MODEL
         return musicgen_manifest(model_id)
-    raise InvalidParams(
-        f"no model manifest for backend {backend_name!r}",
+    raise InvalidBackend(
+        f"unknown backend {backend_name!r}",
         hint="Use one of: procedural, musicgen, ace_step.",
-        field="backend",
+        available=["procedural", "musicgen", "ace_step"],
     )

@@ -3,8 +3,8 @@
 ``bytes_downloaded`` counts every byte of the install that is on disk, including files
 kept from an earlier run and the part of a file a resume continues from, so
 ``overall_percent == 100 * bytes_downloaded / bytes_total`` at every report. Reports go
-out when a percent moves by a whole point or 0.5 s have passed, and always at the start
-and end of each component.
+out when the overall percent moves by a whole point or 0.5 s have passed, and always at
+the start and end of each component (so a small component still shows 0 and 100).
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ class ProgressTracker:
         self._last: DownloadProgress | None = None
         self._last_time = float("-inf")
         self._last_overall = -100.0
-        self._last_component = -100.0
 
     @property
     def bytes_total(self) -> int:
@@ -98,12 +97,10 @@ class ProgressTracker:
             force
             or now - self._last_time >= self.min_interval
             or abs(report.overall_percent - self._last_overall) >= self.min_step
-            or abs(report.component_percent - self._last_component) >= self.min_step
         )
         if not due:
             return
         self._last = report
         self._last_time = now
         self._last_overall = report.overall_percent
-        self._last_component = report.component_percent
         self.sink(report)
