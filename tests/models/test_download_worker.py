@@ -91,6 +91,17 @@ def test_the_worker_downloads_even_when_the_daemon_is_offline(hub, manifest, sto
     assert store.is_installed(manifest)
 
 
+def test_store_download_in_an_offline_process_goes_through_the_worker(hub, manifest, store, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as in the daemon
+    reports: list[DownloadProgress] = []
+    record = store.download(manifest, reports.append, retry=FAST_RETRY, chunk_size=16 * 1024)
+    assert record.complete and record.commit == hub.repos[REPO_ID].commit
+    assert reports[-1].overall_percent == 100.0
+    assert store.is_installed(manifest)
+
+
 def test_worker_errors_arrive_as_download_failed_with_their_hint(hub, manifest, store):
     hub.fail(status=500, times=1000, match="/lfs/")
     with pytest.raises(DownloadFailed) as err:

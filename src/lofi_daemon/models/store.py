@@ -18,10 +18,12 @@ presence and sizes only; checksums are checked by ``verify`` (setup) and
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from ..errors import BackendNotInstalled, ModelLoadFailed
+from ..errors import BackendNotInstalled, DownloadFailed, ModelLoadFailed
 from .manifest import ModelManifest, is_commit_hash
 from .record import InstallRecord
 from .verify import BadFile, check_file
@@ -186,10 +188,41 @@ class ModelStore:
         cancel: "CancelToken | None" = None,
         **options: Any,
     ) -> InstallRecord:
-        """Download (or repair) this manifest in this process. See download.py."""
-        from .download import download
+        """Download (or repair) this manifest's files; returns the completed record.
 
-        return download(self, manifest, on_progress=on_progress, cancel=cancel, **options)
+        Runs in this process, unless the hub is offline here (the daemon sets
+        HF_HUB_OFFLINE so loading can never reach the network): then the transfer runs
+        in a worker process (worker.py) with the same progress, cancel and errors.
+        ``options``: see ``download.download`` (``retry``, ``read_timeout``,
+        ``chunk_size``, ``endpoint``; ``disk_free`` only in-process).
+        """
+        if not hub_offline_here():
+            from .download import download
+
+            return download(self, manifest, on_progress=on_progress, cancel=cancel, **options)
+
+        from .worker import download_in_subprocess, worker_options
+
+        env = None
+        if options.get("endpoint"):
+            env = {**os.environ, "HF_ENDPOINT": str(options["endpoint"])}
+        download_in_subprocess(manifest, self.root, on_progress, cancel, options=worker_options(options), env=env)
+        record = self.read_record(manifest)
+        if record is None or not record.complete:
+            raise DownloadFailed(
+                f"the download worker finished but {manifest.backend} is not complete on disk",
+                hint=f"Run :LofiSetup {manifest.backend} again.",
+            )
+        return record
+
+
+def hub_offline_here() -> bool:
+    """Whether huggingface_hub refuses requests in this process (HF_HUB_OFFLINE)."""
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        return bool(getattr(constants, "HF_HUB_OFFLINE", False))
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def _size_of(path: Path) -> int | None:

@@ -216,6 +216,21 @@ def main() -> int:
     return 0
 
 
+def worker_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The JSON form of ``download`` options, for the job line."""
+    unsupported = set(options) - {"retry", "read_timeout", "chunk_size", "endpoint"}
+    if unsupported:
+        raise TypeError(f"options not supported by the download worker: {sorted(unsupported)}")
+    out: dict[str, Any] = {}
+    if "retry" in options:
+        retry = options["retry"]
+        out["retry"] = {"attempts": retry.attempts, "base_delay": retry.base_delay, "max_delay": retry.max_delay}
+    for key in ("read_timeout", "chunk_size"):
+        if key in options:
+            out[key] = options[key]
+    return out
+
+
 def _options(raw: dict[str, Any]) -> dict[str, Any]:
     from .download import RetryPolicy
 
