@@ -141,15 +141,15 @@ end
 function M.status()
   local jobs = require("lofi.jobs")
   local daemon = require("lofi.daemon")
-  local active = jobs.active()
+  local active = vim.tbl_map(jobs.public, jobs.active())
   return {
     running = daemon.is_running(),
     pid = daemon.pid(),
     daemon = daemon.info(),
     current = active[1] and active[1].state == "generating" and active[1] or nil,
     jobs = active,
-    downloads = jobs.downloads(),
-    last_track = jobs.last_complete(),
+    downloads = vim.deepcopy(jobs.downloads()),
+    last_track = jobs.public(jobs.last_complete()),
     playing = require("lofi.player").now_playing(),
     statusline = M.statusline(),
   }

@@ -280,6 +280,22 @@ function M.downloads()
   return H.downloads
 end
 
+--- A plain copy of a job, safe to hand out (no callbacks).
+---@param job lofi.Job|nil
+---@return table|nil
+function M.public(job)
+  if not job then
+    return nil
+  end
+  local copy = {}
+  for k, v in pairs(job) do
+    if k ~= "callbacks" then
+      copy[k] = v
+    end
+  end
+  return copy
+end
+
 ---@return lofi.Job|nil
 function M.get(track_id)
   return H.jobs[track_id]

@@ -1,0 +1,78 @@
+"""setup() validation as the user meets it, and the plugin working without setup()."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize("opts, message", [
+    ({"progress": {"icon": 3}}, "(lofi) config: progress.icon must be a string, got 3 (number)"),
+    ({"generate": {"duration_sec": 1000}}, "(lofi) config: generate.duration_sec must be a number from 5 to 240, got 1000 (number)"),
+    ({"player": {"order": "mpv"}}, '(lofi) config: player.order must be a list of strings, got "mpv"'),
+    ({"progres": {}}, "(lofi) config: unknown option progres (known here: "),
+])
+def test_setup_rejects_bad_options_naming_the_dotted_path(bare_nvim, opts, message):
+    ok, err = bare_nvim.lua("return { pcall(require('lofi').setup, ...) }", opts)
+    assert ok is False
+    assert err.startswith(message)
+
+
+def test_the_plugin_works_without_setup_using_the_daemon_on_path(bare_nvim, tmp_path):
+    # No setup(): the daemon is found as `lofi-daemon` on PATH (the venv's bin here).
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "lofi-daemon").exists()
+    bare_nvim.lua("vim.env.PATH = ...", f"{bin_dir}:/usr/bin:/bin")
+    source = bare_nvim.lua("return require('lofi.daemon').resolve().source")
+    assert source == "PATH"
+    bare_nvim.cmd("LofiGenerate no setup needed 5")
+    (done,) = bare_nvim.wait_done()
+    assert done["status"] == "complete" and Path(done["path"]).is_file()
+    # The default log file is under Neovim's log dir.
+    log = Path(bare_nvim.lua("return require('lofi.daemon').log_file()"))
+    assert log.is_relative_to(tmp_path / "xdg" / "state") and "lofi-daemon starting" in log.read_text()
+
+
+def test_no_daemon_anywhere_is_one_error_that_says_to_install(bare_nvim, tmp_path):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    bare_nvim.lua("vim.env.PATH = ...", str(empty))
+    bare_nvim.cmd("LofiGenerate rain 5")
+    (message,) = bare_nvim.messages()
+    assert "lofi-daemon not found" in message and ":LofiInstall" in message
+
+
+def test_status_command_shows_backend_current_track_and_queue(nvim):
+    nvim.lua("""
+        require('lofi').generate({ prompt = 'status one', duration = 240 })
+        require('lofi').generate({ prompt = 'status two', duration = 60 })
+    """)
+    nvim.wait("return require('lofi').status().current ~= nil and require('lofi').status().current.percent > 0",
+              30, "the first track to make progress")
+    nvim.cmd("LofiStatus")
+    nvim.wait("return #T.messages() > 0 and T.messages()[#T.messages()]:find('backend procedural') ~= nil", 15,
+              "the status message")
+    status = nvim.messages()[-1].splitlines()
+    assert status[0] == "lofi: backend procedural (ready)"
+    assert status[1].startswith('  generating "status one" ')
+    assert status[2].startswith('  1. "status two"')
+
+
+def test_lua_status_is_cached_and_lists_active_jobs(nvim):
+    nvim.lua("require('lofi').generate({ prompt = 'listed', duration = 60 })")
+    nvim.wait("return require('lofi').status().current ~= nil", 15, "the job to start")
+    status = nvim.lua("return require('lofi').status()")
+    assert status["running"] is True
+    assert status["daemon"]["protocol"] == 1
+    assert [j["prompt"] for j in status["jobs"]] == ["listed"]
+
+
+def test_completion_offers_options_values_backends_and_tracks(nvim):
+    complete = lambda line: nvim.lua("return vim.fn.getcompletion(..., 'cmdline')", line)  # noqa: E731
+    assert complete("LofiGenerate rain sch") == ["scheduler="]
+    assert complete("LofiGenerate rain scheduler=") == ["scheduler=euler", "scheduler=heun", "scheduler=pingpong"]
+    assert complete("LofiSetup ") == ["procedural", "musicgen", "ace_step"]
+    assert complete("LofiInstall ") == ["models"]
+    assert complete("LofiPlay ") == ["last"]

@@ -1,0 +1,60 @@
+""":checkhealth lofi in a real Neovim against the real daemon."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+from nvim_child import DAEMON_CMD
+
+
+def health_report(nvim) -> str:
+    nvim.cmd("checkhealth lofi")
+    nvim.wait("return vim.bo.filetype == 'checkhealth' and vim.api.nvim_buf_line_count(0) > 10", 120, "the report")
+    return "\n".join(nvim.nvim.current.buffer[:])
+
+
+def test_checkhealth_reports_neovim_daemon_python_torch_backends_disk_and_player(nvim):
+    report = health_report(nvim)
+    version = nvim.lua("local v = vim.version() return string.format('%d.%d.%d', v.major, v.minor, v.patch)")
+    assert f"OK Neovim {version}" in report
+    assert f"OK daemon command: {' '.join(DAEMON_CMD)} (from daemon_cmd)" in report
+    assert re.search(r"OK Python 3\.\d+\.\d+", report)
+    assert re.search(r"OK lofi_daemon \S+, protocol 1", report)
+    assert re.search(r"OK daemon answers: version \S+, protocol 1", report)
+    # torch and the device the daemon would choose (this machine: CPU)
+    assert re.search(r"(OK torch \S+; devices: .*CPU)|(WARNING torch is not installed)", report), report
+    assert re.search(r"procedural: (ready|installed) \[default\]", report)
+    assert "musicgen: not_installed" in report and ":LofiSetup musicgen" in report
+    assert "ace_step: not_installed" in report and ":LofiSetup ace-step" in report
+    cache = nvim.tmp / "cache"
+    assert re.search(rf"cache {re.escape(str(cache))}: [\d.]+ (GB|MB) free", report)
+    assert "OK player.cmd is set" in report
+    assert "ERROR" not in report, report
+
+
+def write_executable(path: Path, body: str = "#!/bin/sh\nexit 0\n") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def test_checkhealth_names_the_missing_daemon_and_player(bare_nvim, tmp_path):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    bare_nvim.lua("vim.env.PATH = ...", str(empty))
+    report = health_report(bare_nvim)
+    assert "ERROR lofi-daemon not found" in report
+    assert ":LofiInstall" in report
+    assert "WARNING no audio player found (looked for mpv, ffplay, afplay, paplay, aplay)" in report
+
+
+def test_checkhealth_shows_the_player_found_on_path(nvim, tmp_path):
+    bin_dir = tmp_path / "players"
+    write_executable(bin_dir / "paplay")
+    write_executable(bin_dir / "aplay")
+    nvim.setup(daemon_cmd=DAEMON_CMD, log_file=str(nvim.daemon_log))  # no player.cmd
+    nvim.lua("vim.env.PATH = ...", str(bin_dir))
+    report = health_report(nvim)
+    assert f"OK player: paplay ({bin_dir / 'paplay'})" in report
