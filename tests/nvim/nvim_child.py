@@ -55,7 +55,9 @@ class FakePlayer:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / name
         self.log = folder / f"{name}.log"
-        self.path.write_text(f'#!/bin/sh\necho "$$ $*" >> "{self.log}"\nexec sleep 60\n')
+        # Absolute paths: tests run it with a PATH that holds nothing else.
+        sleep = shutil.which("sleep") or "/bin/sleep"
+        self.path.write_text(f'#!/bin/sh\necho "$$ $*" >> "{self.log}"\nexec {sleep} 60\n')
         self.path.chmod(self.path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
     def calls(self) -> list[tuple[int, str]]:

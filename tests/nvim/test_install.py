@@ -1,0 +1,124 @@
+"""Installing the daemon into the plugin's own venv: :LofiInstall, build.lua, and the
+daemon lookup that prefers <plugin>/.venv. Runs on a copy of the plugin in a temp folder
+(its .venv must not appear in the real checkout), with a stand-in Python that records its
+arguments: Python and pip are the outside world here, the step orchestration is under test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from nvim_child import REPO, start_child, stop_child
+
+
+def executable(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+@pytest.fixture
+def plugin_copy(tmp_path) -> Path:
+    root = tmp_path / "lofi.nvim"
+    for part in ("lua", "plugin"):
+        shutil.copytree(REPO / part, root / part)
+    shutil.copy(REPO / "build.lua", root / "build.lua")
+    return root
+
+
+@pytest.fixture
+def fake_python(tmp_path) -> tuple[Path, Path]:
+    """A 'python' that logs argv; `-m venv DIR` makes DIR/bin/python (itself) like venv does."""
+    log = tmp_path / "python-calls.log"
+    script = executable(tmp_path / "fake-python" / "python3", f"""#!/bin/sh
+echo "$0 $*" >> "{log}"
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+  mkdir -p "$3/bin" && cp "$0" "$3/bin/python"
+fi
+if [ "$1" = "-m" ] && [ "$2" = "pip" ] && [ -n "$FAKE_PIP_FAILS" ]; then
+  echo "ERROR: No matching distribution found for torch" >&2
+  exit 1
+fi
+exit 0
+""")
+    return script, log
+
+
+@pytest.fixture
+def copy_nvim(nvim_bin, plugin_copy, tmp_path, child_env, monkeypatch):
+    monkeypatch.setattr("nvim_child.REPO", plugin_copy)
+    child = start_child(nvim_bin, tmp_path)
+    yield child
+    stop_child(child)
+
+
+def calls(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_lofi_install_creates_the_venv_then_installs_the_daemon_with_extras(copy_nvim, plugin_copy, fake_python):
+    python, log = fake_python
+    copy_nvim.setup(install={"python": str(python)})
+    copy_nvim.cmd("LofiInstall models")
+    copy_nvim.wait("return #T.messages() >= 3", 30, "the install to finish")
+    venv = plugin_copy / ".venv"
+    assert calls(log) == [
+        f"{python} -m venv {venv}",
+        f"{venv}/bin/python -m pip install --upgrade --disable-pip-version-check {plugin_copy}[models]",
+    ]
+    assert copy_nvim.messages() == [
+        f"lofi: [1/2] create {venv}",
+        "lofi: [2/2] install the daemon with models",
+        f"lofi: installed: {venv}/bin/lofi-daemon",
+    ]
+
+
+def test_lofi_install_again_reuses_the_venv(copy_nvim, plugin_copy, fake_python):
+    python, log = fake_python
+    executable(plugin_copy / ".venv" / "bin" / "python", python.read_text())
+    copy_nvim.setup(install={"python": str(python)})
+    copy_nvim.cmd("LofiInstall")
+    copy_nvim.wait("return #T.messages() >= 2", 30, "the install to finish")
+    assert calls(log) == [f"{plugin_copy}/.venv/bin/python -m pip install --upgrade --disable-pip-version-check {plugin_copy}"]
+
+
+def test_a_failing_pip_is_one_error_with_its_output(copy_nvim, fake_python):
+    python, _ = fake_python
+    copy_nvim.lua("vim.env.FAKE_PIP_FAILS = '1'")
+    copy_nvim.setup(install={"python": str(python)})
+    copy_nvim.cmd("LofiInstall models")
+    copy_nvim.wait("return #T.messages(vim.log.levels.ERROR) > 0", 30, "the failure")
+    (error,) = copy_nvim.messages(4)
+    assert "install the daemon with models failed (exit 1)" in error
+    assert "No matching distribution found for torch" in error
+
+
+def test_build_lua_runs_the_same_steps_headless(nvim_bin, plugin_copy, fake_python, child_env):
+    python, log = fake_python
+    env = {**child_env, "PATH": "/usr/bin:/bin", "LOFI_PYTHON": str(python), "LOFI_EXTRAS": "models"}
+    result = subprocess.run([nvim_bin, "--headless", "--clean", "-l", str(plugin_copy / "build.lua")],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert len(calls(log)) == 2 and calls(log)[1].endswith(f"{plugin_copy}[models]")
+    assert f"done: {plugin_copy}/.venv/bin/lofi-daemon" in result.stderr
+
+    failing = subprocess.run([nvim_bin, "--headless", "--clean", "-l", str(plugin_copy / "build.lua")],
+                             capture_output=True, text=True, env={**env, "FAKE_PIP_FAILS": "1"}, timeout=60)
+    assert failing.returncode != 0
+    assert "No matching distribution found for torch" in failing.stderr
+
+
+def test_the_daemon_in_the_plugin_venv_is_found_first(copy_nvim, plugin_copy):
+    # An installed venv: its lofi-daemon runs the real daemon.
+    executable(plugin_copy / ".venv" / "bin" / "lofi-daemon", f"#!/bin/sh\nexec {sys.executable} -m lofi_daemon \"$@\"\n")
+    resolved = copy_nvim.lua("return require('lofi.daemon').resolve()")
+    assert resolved == {"cmd": [str(plugin_copy / ".venv" / "bin" / "lofi-daemon")], "source": "plugin venv"}
+    copy_nvim.setup(autoplay=False)
+    copy_nvim.cmd("LofiGenerate from the plugin venv 5")
+    assert copy_nvim.wait_done()[0]["status"] == "complete"
