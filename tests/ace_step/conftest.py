@@ -17,14 +17,19 @@ torch = pytest.importorskip("torch")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _fixture_dir() -> Path:
+    """Same location rule as tests/conftest.py (usable outside function-scoped fixtures)."""
+    shared = Path(os.environ.get("LOFI_SHARED_DIR") or REPO_ROOT.parent / "shared")
+    return shared / "fixtures" / "acestep-v1-tiny"
+
+
 def _manifest_at_collection() -> dict[str, Any] | None:
     """The manifest, read while tests are collected (to parametrize over its cases).
 
-    Same location rule as tests/conftest.py; when it is missing the single placeholder
-    case fails through the ``acestep_fixture`` fixture, which says where it looked.
+    When it is missing the single placeholder case fails through the ``acestep_fixture``
+    fixture, which says where it looked.
     """
-    shared = Path(os.environ.get("LOFI_SHARED_DIR") or REPO_ROOT.parent / "shared")
-    path = shared / "fixtures" / "acestep-v1-tiny" / "manifest.json"
+    path = _fixture_dir() / "manifest.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError:
@@ -84,6 +89,15 @@ class Golden:
         diff = (ours.double() - reference.double()).abs().max().item()
         assert diff <= float(tol), f"{key}/{tensor}: max |diff| {diff:.3g} > tolerance {tol}"
         return diff
+
+
+@pytest.fixture(scope="session")
+def acestep_checkpoint() -> Path:
+    """The fixture checkpoint folder, for module-scoped fixtures (e.g. one daemon per module)."""
+    path = _fixture_dir() / "checkpoint"
+    if not path.is_dir():
+        pytest.fail(f"ACE-Step fixtures not found at {path} (set LOFI_SHARED_DIR)")
+    return path
 
 
 @pytest.fixture
