@@ -6,6 +6,7 @@ arguments: Python and pip are the outside world here, the step orchestration is 
 
 from __future__ import annotations
 
+import re
 import shutil
 import stat
 import subprocess
@@ -122,3 +123,16 @@ def test_the_daemon_in_the_plugin_venv_is_found_first(copy_nvim, plugin_copy):
     copy_nvim.setup(autoplay=False)
     copy_nvim.cmd("LofiGenerate from the plugin venv 5")
     assert copy_nvim.wait_done()[0]["status"] == "complete"
+
+
+def test_help_tags_build_and_every_command_has_help(nvim_bin, tmp_path):
+    doc = tmp_path / "doc"
+    shutil.copytree(REPO / "doc", doc)
+    result = subprocess.run([nvim_bin, "--headless", "--clean", "-c", f"helptags {doc}", "-c", "qa!"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "E154" not in result.stderr, result.stderr  # no duplicate tags
+    tags = {line.split("\t")[0] for line in (doc / "tags").read_text().splitlines()}
+    plugin_commands = set(re.findall(r"^  (Lofi\w+) = ", (REPO / "plugin" / "lofi.lua").read_text(), re.M))
+    assert plugin_commands and {f":{c}" for c in plugin_commands} <= tags
+    assert {"lofi", "lofi-config", "lofi-api", "lofi-events", "lofi-statusline", "lofi-troubleshooting",
+            "LofiProgress", "LofiDone"} <= tags
