@@ -138,3 +138,71 @@ def test_corrupt_weights_are_model_load_failed_and_the_daemon_lives_on(tmp_path,
         assert end["code"] == "MODEL_LOAD_FAILED"
         assert "LofiSetup ace-step" in end["hint"]
         assert daemon.call("ping")["result"]["status"] == "ok"
+
+
+# -- the backend object itself, for what the daemon only shows as a code ------------------
+
+
+def _backend(tmp_path, monkeypatch, checkpoint: Path):
+    from lofi_daemon.backends.ace_step.backend import AceStepBackend
+    from lofi_daemon.models.store import ModelStore
+    from lofi_daemon.settings import Settings
+
+    monkeypatch.setenv("LOFI_ACESTEP_DIR", str(checkpoint))
+    settings = Settings(cache_dir=tmp_path / "cache", config_dir=tmp_path / "config")
+    return AceStepBackend(settings, ModelStore(settings.models_dir))
+
+
+def test_not_enough_memory_fails_the_load_with_both_numbers(tmp_path, monkeypatch, acestep_checkpoint):
+    import lofi_daemon.device as device
+    from lofi_daemon.device import DevicePlan
+    from lofi_daemon.errors import ModelLoadFailed
+
+    backend = _backend(tmp_path, monkeypatch, acestep_checkpoint)
+    monkeypatch.setattr(device, "available_ram_bytes", lambda: 1 << 20)  # this machine "has" 1 MiB free
+    with pytest.raises(ModelLoadFailed) as err:
+        backend.load(DevicePlan(preference="cpu"))
+    assert err.value.facts["available_bytes"] == 1 << 20
+    assert err.value.facts["required_bytes"] > 1 << 30  # weights + working memory
+    assert not backend.loaded
+
+
+def test_folder_without_the_official_layout_is_not_installed_and_fails_to_load(tmp_path, monkeypatch,
+                                                                                 acestep_checkpoint):
+    from lofi_daemon.device import DevicePlan
+    from lofi_daemon.errors import ModelLoadFailed
+
+    partial = tmp_path / "partial"
+    shutil.copytree(acestep_checkpoint / "ace_step_transformer", partial / "ace_step_transformer")
+    backend = _backend(tmp_path, monkeypatch, partial)
+    assert not backend.is_installed()
+    with pytest.raises(ModelLoadFailed) as err:
+        backend.load(DevicePlan(preference="cpu"))
+    assert "umt5-base" in err.value.message
+
+
+def test_generated_audio_is_48k_stereo_with_its_true_duration_and_device(tmp_path, monkeypatch, acestep_checkpoint):
+    from lofi_daemon.backends.base import CancelToken, GenerationRequest
+    from lofi_daemon.device import DevicePlan
+
+    class Plan:
+        def plan(self, phases):
+            self.phases = [name for name, _ in phases]
+
+        def update(self, phase, current, total):
+            pass
+
+    backend = _backend(tmp_path, monkeypatch, acestep_checkpoint)
+    backend.load(DevicePlan(preference="cpu"))
+    progress = Plan()
+    request = GenerationRequest(prompt=PROMPT, duration_sec=5.0, seed=3, params={"inference_steps": 2})
+    audio = backend.generate(request, progress, CancelToken())
+    assert progress.phases == ["text", "diffusion", "decode"]
+    assert audio.sample_rate == 48000 and audio.samples.shape == (2, FRAMES_48K_FOR_5_SEC)
+    assert str(audio.samples.dtype) == "float32"
+    meta = audio.metadata
+    assert meta["true_duration_sec"] == pytest.approx(FRAMES_48K_FOR_5_SEC / 48000)
+    assert (meta["device"], meta["dtype"], meta["frame_length"]) == ("cpu", "float32", 53)
+    assert meta["threads"] >= 1 and meta["transformer_calls"] == 2
+    backend.unload()
+    assert not backend.loaded

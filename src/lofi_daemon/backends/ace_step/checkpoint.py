@@ -110,9 +110,11 @@ def load_state_dict(
     files: Iterable[Path],
     *,
     dtype: "torch.dtype",
+    device: "str | torch.device" = "cpu",
     skip: Callable[[str], bool] = lambda _key: False,
 ) -> dict[str, "torch.Tensor"]:
-    """Read the tensors of ``files`` (CPU), cast floating ones to ``dtype``, skipping ``skip`` keys."""
+    """Read the tensors of ``files``, cast floating ones to ``dtype`` and put them on ``device``
+    one by one (so host memory never holds the whole model twice), skipping ``skip`` keys."""
     from safetensors import safe_open
 
     state: dict[str, torch.Tensor] = {}
@@ -127,7 +129,7 @@ def load_state_dict(
                     raise ModelLoadFailed(
                         f"cannot read tensor {key} from {path}: {exc}", hint=SETUP_HINT, path=str(path)
                     ) from exc
-                state[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+                state[key] = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
     return state
 
 
@@ -169,7 +171,7 @@ def load_transformer(root: Path, *, device: "str | torch.device", dtype: "torch.
     config = transformer_config(root)
     with torch.device("meta"):
         model = AceStepTransformer(config)
-    state = load_state_dict(weight_files(folder), dtype=dtype, skip=is_unused_transformer_key)
+    state = load_state_dict(weight_files(folder), dtype=dtype, device=device, skip=is_unused_transformer_key)
     _check_keys_and_shapes(model, state, folder)
     model.load_state_dict(state, strict=True, assign=True)
     return model.to(device).eval().requires_grad_(False)

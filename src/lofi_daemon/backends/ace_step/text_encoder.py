@@ -41,8 +41,10 @@ class TextEncoder:
 
     @classmethod
     def from_dir(cls, folder: Path, *, device: str | torch.device, dtype: torch.dtype) -> "TextEncoder":
+        import transformers
         from transformers import AutoTokenizer, UMT5EncoderModel
 
+        transformers.utils.logging.disable_progress_bar()  # no tqdm bars in the daemon log
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             model = UMT5EncoderModel.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
