@@ -132,8 +132,8 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
     key_root = 45 + int(rng.integers(0, 12))  # A2..G#3 as the tonic for voicings around middle C
     melody_seed, drum_seed, noise_seed = (int(x) for x in rng.integers(0, 2**62, size=3))
 
-    # Measured on a 2-core CPU: the bars and the mastering FFTs cost about the same.
-    progress.plan([("compose", 0.2), ("bars", 10.0), ("master", 11.0)])
+    progress.plan([("compose", 0.001), ("bars", COST_PER_SEC["bars"]),
+                   ("master", _master_cost(duration_sec, style.rain))])
     progress.update("compose", 1, 1)
 
     music = np.zeros(n, dtype=np.float64)
@@ -162,6 +162,16 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
         metadata={"device": "cpu", "dtype": "float64", "bpm": round(bpm, 2), "bars": bars,
                   "minor": style.minor, "numpy": np.__version__},
     )
+
+
+# Seconds of CPU per second of audio, measured on a 2-core Xeon (bench/bench_procedural.py).
+# The mastering FFTs grow a little faster than linearly, hence the length factor.
+COST_PER_SEC = {"bars": 0.065, "reverb": 0.024, "mix": 0.0105, "rain": 0.025, "lowpass": 0.012, "level": 0.0012}
+
+
+def _master_cost(duration_sec: float, rain: bool) -> float:
+    stages = ("reverb", "mix", "lowpass", "level") + (("rain",) if rain else ())
+    return sum(COST_PER_SEC[s] for s in stages) * (0.7 + 0.0035 * duration_sec)
 
 
 def _fit_bars(duration_sec: float, bpm: float) -> tuple[int, float]:
@@ -289,34 +299,36 @@ def _master(music: np.ndarray, bass: np.ndarray, drums: np.ndarray, duck: np.nda
             noise_seed: int, n: int, progress: Progress, cancel: CancelToken, bars: int) -> np.ndarray:
     """Room, vinyl, rain, low-pass, tape warmth and level: one progress unit per stage."""
     rng = np.random.Generator(np.random.PCG64(noise_seed))
-    stages = 5
-    done = 0
+    # Progress inside the phase is in thousandths of its cost, so uneven stages report honestly.
+    stages = ("reverb", "mix", "rain", "lowpass", "level") if style.rain else ("reverb", "mix", "lowpass", "level")
+    total = sum(COST_PER_SEC[s] for s in stages)
+    done = 0.0
 
-    def step() -> None:
+    def step(stage: str) -> None:
         nonlocal done
-        done += 1
-        progress.update("master", done, stages)
+        done += COST_PER_SEC[stage]
+        progress.update("master", round(1000 * done / total), 1000)
         cancel.check(bars, bars)
 
     # float32 from here: numpy's FFT then runs in single precision, twice as fast.
     music, bass, drums = (x.astype(np.float32) for x in (music, bass, drums))
     keys = music * np.clip(duck, 0.5, 1.0).astype(np.float32)
     room = _reverb(keys, rng)
-    step()
+    step("reverb")
     crackle = _vinyl(n, rng) * style.crackle
     left = keys + 0.9 * bass + 0.85 * drums + 0.35 * room[0] + crackle
     right = np.roll(keys, 96) + 0.9 * bass + 0.85 * drums + 0.35 * room[1] + crackle  # 2 ms Haas width
     stereo = np.stack([left, right])
-    step()
+    step("mix")
     if style.rain:
         stereo += _rain(n, rng)
-    step()
+        step("rain")
     stereo = _lowpass(stereo, style.cutoff_hz)
-    step()
+    step("lowpass")
     stereo = np.tanh(1.3 * stereo) / np.tanh(1.3)  # tape warmth: soft saturation
     peak = float(np.max(np.abs(stereo))) or 1.0
     stereo *= 0.89 / peak  # about -1 dBFS, never clipped
-    step()
+    step("level")
     return stereo
 
 
