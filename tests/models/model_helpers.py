@@ -16,6 +16,26 @@ REPO_ID = "lofi-test/tiny-model"
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 
 
+def use_fake_hub(monkeypatch, endpoint: str) -> None:
+    """Point this process's huggingface_hub at the fake hub, online.
+
+    huggingface_hub reads HF_HUB_OFFLINE once, at import, and another test may have
+    imported it offline. Downloads are online by definition (the daemon runs them in a
+    worker without HF_HUB_OFFLINE). Our code passes the endpoint explicitly (HF_ENDPOINT
+    read at call time), but the library also makes one side request per process, its
+    agent-registry lookup, to the endpoint it saw at import (possibly huggingface.co):
+    give it its "nothing found" answer up front so no test reaches for the internet.
+    """
+    import huggingface_hub.constants as constants
+    import huggingface_hub.utils._detect_agent as detect_agent
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(detect_agent, "_registry", {"standardEnvVars": [], "harnesses": {}}, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+
+
 def random_bytes(n: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(n)
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from model_helpers import FAST_RETRY
+from model_helpers import FAST_RETRY, use_fake_hub
 from fakehub import FakeHub, FakeRepo
 
 from lofi_daemon.models.manifests import ACE_STEP
@@ -54,13 +54,10 @@ def fixture_files(checkpoint: Path) -> dict[str, bytes]:
 
 
 def test_ace_step_files_load_from_the_snapshot_with_the_hub_stopped(acestep_fixture, tmp_path, monkeypatch):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     files = fixture_files(acestep_fixture / "checkpoint")
     hub = FakeHub([FakeRepo(ACE_STEP.repo_id, files)]).start()
     try:
-        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        use_fake_hub(monkeypatch, hub.endpoint)
         # The real manifest (components, files, optional spiece.model), at the fake commit;
         # the pinned sizes/sha256 are the real 3.5B files', so they are left out here.
         manifest = dataclasses.replace(ACE_STEP, revision=hub.repos[ACE_STEP.repo_id].commit, known=())
