@@ -129,7 +129,7 @@ end
 function M.format(err)
   local text = err.message
   local data = err.data or {}
-  if err.code == "QUEUE_FULL" and type(data.estimated_wait_sec) == "number" then
+  if err.code == "QUEUE_FULL" and type(data.estimated_wait_sec) == "number" and not (err.hint or ""):find("%d") then
     text = string.format("%s; a slot frees in about %s", text, M.clock(data.estimated_wait_sec))
   elseif err.code == "INVALID_DURATION" and data.min_duration_sec and data.max_duration_sec then
     text = string.format("%s (this backend: %s to %s s)", text, data.min_duration_sec, data.max_duration_sec)

@@ -94,7 +94,8 @@ end
 local NATIVE_STATUS = { running = "running", done = "success", failed = "failed", cancelled = "cancel" }
 
 --- Show (or replace) one live progress entry. `status`: running | done | failed | cancelled.
-function H.live(key, title, message, percent, status)
+--- `opening` is what vim.notify says first (a notifier that cannot replace says only that).
+function H.live(key, title, message, percent, status, opening)
   local sink = H.live_sink()
   local entry = H.entries[key] or { last_ms = -math.huge }
   H.entries[key] = entry
@@ -130,7 +131,7 @@ function H.live(key, title, message, percent, status)
     local can_replace = entry.record ~= nil
     if first or (can_replace and now_ms() - entry.last_ms >= 1000) then
       entry.last_ms = now_ms()
-      entry.record = notify.info(message, { id = "lofi." .. key, replace = entry.record, hide_from_history = not first })
+      entry.record = notify.info(first and opening or message, { id = "lofi." .. key, replace = entry.record, hide_from_history = not first })
     end
   end
   if final then
@@ -159,7 +160,9 @@ function M.job_update(job)
   else
     message = describe(job) .. " queued" .. (job.position and job.position > 0 and (" (#" .. job.position .. ")") or "")
   end
-  H.live(job.track_id, "lofi", message, job.percent, "running")
+  local opening = string.format("%s %s (%s%s)", job.state == "generating" and "generating" or "queued", describe(job),
+    errors.clock(tonumber(job.duration_sec) or 0), job.backend and (", " .. job.backend) or "")
+  H.live(job.track_id, "lofi", message, job.percent, "running", opening)
   H.fire("LofiProgress", {
     kind = "generation",
     track_id = job.track_id,
@@ -213,7 +216,8 @@ end
 --- download_progress params {backend, component, component_percent, overall_percent, ...}.
 function M.download_update(p)
   H.recompute()
-  H.live("download." .. p.backend, "lofi setup", download_message(p), tonumber(p.overall_percent), "running")
+  H.live("download." .. p.backend, "lofi setup", download_message(p), tonumber(p.overall_percent), "running",
+    "downloading " .. p.backend)
   H.fire("LofiProgress", vim.tbl_extend("force", { kind = "download", statusline = H.line }, p))
 end
 

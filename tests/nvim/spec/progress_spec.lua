@@ -133,7 +133,9 @@ test("errors read as one line with the facts and the hint", function()
   local errors = require("lofi.errors")
   local err = errors.from_rpc({ code = -32003, message = "the queue is full (5 tracks waiting)",
     data = { error_code = "QUEUE_FULL", hint = "Wait about 75 s or cancel a queued track.", estimated_wait_sec = 75 } })
-  eq(errors.format(err), "the queue is full (5 tracks waiting); a slot frees in about 1:15. Wait about 75 s or cancel a queued track.")
+  eq(errors.format(err), "the queue is full (5 tracks waiting). Wait about 75 s or cancel a queued track.")
+  err.hint = "Cancel a queued track."
+  eq(errors.format(err), "the queue is full (5 tracks waiting); a slot frees in about 1:15. Cancel a queued track.")
   eq(errors.level("QUEUE_FULL"), vim.log.levels.WARN)
   eq(errors.level("DAEMON_EXITED"), vim.log.levels.ERROR)
   eq(errors.clock(3725), "1:02:05")

@@ -8,7 +8,7 @@ local n = 0
 local function run_job(percents, final)
   n = n + 1
   local id = "s" .. n
-  jobs.accepted({ prompt = "sink test" }, { track_id = id, status = "generating", position = 0 })
+  jobs.accepted({ prompt = "sink test" }, { track_id = id, status = "generating", position = 0, backend = "procedural" })
   for _, p in ipairs(percents) do
     jobs.handle("generation_progress", { track_id = id, percent = p, eta_sec = 1 })
   end
@@ -71,7 +71,7 @@ test("plain vim.notify gets one line at the start and one at the end, not one pe
   config.set({ progress = { fidget = false, native = false } })
   run_job({ 1, 2, 3, 4, 5, 50, 99 })
   eq(#notes, 2)
-  matches(notes[1].msg, '"sink test" 0%%')
+  eq(notes[1].msg, 'lofi: generating "sink test" (0:00, procedural)')
   matches(notes[2].msg, "ready")
 end)
 
