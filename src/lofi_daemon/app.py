@@ -18,6 +18,7 @@ from typing import Any, Callable
 from . import PROTOCOL_VERSION, __version__, audio
 from .backends.base import GenerationRequest
 from .backends.registry import BackendRegistry
+from .device import release_memory
 from .backends.base import CancelToken
 from .errors import (BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration, JobCancelled,
                      LofiError, ModelInferenceFailed)
@@ -221,9 +222,11 @@ class App:
         job.cancel.check()
         try:
             result = backend.generate(job.request, progress, job.cancel)
-        except (LofiError, JobCancelled):
+        except LofiError:
+            release_memory()  # a cancelled job's activations go back before the next job starts
             raise
         except Exception as exc:
+            release_memory()
             raise ModelInferenceFailed(f"{job.backend} failed: {type(exc).__name__}: {exc}",
                                        hint="Retry with another seed; see the daemon log if it repeats.") from exc
         import numpy as np

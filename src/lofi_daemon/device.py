@@ -145,3 +145,18 @@ def empty_cache(device: str) -> None:
         torch.cuda.empty_cache()
     elif device == "mps" and hasattr(torch, "mps"):
         torch.mps.empty_cache()
+
+
+def release_memory() -> None:
+    """After a cancelled or failed job: drop its tensors and hand cached accelerator memory back."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")  # never import torch just to clean up
+    if torch is None:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
