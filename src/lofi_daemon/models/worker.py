@@ -176,11 +176,15 @@ def main() -> int:
     out = sys.stdout
     sys.stdout = sys.stderr  # a stray print from a library must not corrupt our events
     write_lock = threading.Lock()
+    cancel = CancelToken()
 
     def emit(event: dict[str, Any]) -> None:
         with write_lock:
-            out.write(json.dumps(event, separators=(",", ":")) + "\n")
-            out.flush()
+            try:
+                out.write(json.dumps(event, separators=(",", ":")) + "\n")
+                out.flush()
+            except (BrokenPipeError, ValueError):
+                cancel.cancel()  # nobody is listening any more: stop at the next chunk
 
     try:
         job = json.loads(sys.stdin.readline())
@@ -191,7 +195,6 @@ def main() -> int:
         emit({"event": "error", "error": DownloadFailed(f"bad download job: {exc}").to_rpc()})
         return 2
 
-    cancel = CancelToken()
     threading.Thread(target=_cancel_on_eof, args=(cancel,), daemon=True, name="lofi-download-eof").start()
 
     from .store import ModelStore
