@@ -18,8 +18,12 @@ M.value_choices = {
 }
 M.static_backends = { "procedural", "musicgen", "ace_step" }
 
---- "42" -> 42, "true" -> true, long digit strings stay strings (see rpc.lua on seeds).
+--- "42" -> 42, "true" -> true, '""' -> "", long digit strings stay strings (see rpc.lua on seeds).
 function H.value(key, text)
+  local quoted = text:match('^"(.*)"$') or text:match("^'(.*)'$")
+  if quoted then
+    return quoted
+  end
   if text == "true" or text == "false" then
     return text == "true"
   end
@@ -36,7 +40,7 @@ end
 function M.parse_generate(args)
   local words, opts = {}, {}
   for token in vim.trim(args or ""):gmatch("%S+") do
-    local key, value = token:match("^([%a_][%w_%-]*)=(.+)$")
+    local key, value = token:match("^([%a_][%w_%-]*)=(.*)$")
     if key then
       key = key:gsub("%-", "_")
       opts[key] = H.value(key, value)

@@ -27,6 +27,13 @@ test("duration= wins over a trailing number, which then stays in the prompt", fu
   eq(commands.parse_generate("track 7 duration=30"), { prompt = "track 7", duration = 30 })
 end)
 
+test("quoted or empty values are strings (ACE-Step's empty instrumental tag)", function()
+  eq(commands.parse_generate('x instrumental_tag=""').instrumental_tag, "")
+  eq(commands.parse_generate("x instrumental_tag=").instrumental_tag, "")
+  eq(commands.parse_generate("x instrumental_tag=[inst]").instrumental_tag, "[inst]")
+  eq(commands.parse_generate("x tag='42'").tag, "42")
+end)
+
 test("a 19-digit seed is kept exactly, as digits", function()
   eq(commands.parse_generate("x seed=9223372036854775807").seed, "9223372036854775807")
 end)
