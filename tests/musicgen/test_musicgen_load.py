@@ -135,15 +135,17 @@ def test_stereo_checkpoints_keep_two_different_channels(tmp_path, tiny_stereo_ch
     assert len(backend.model_version.split("@")[1]) == 40
 
 
-def test_half_precision_runs_the_language_model_in_bf16_and_the_codec_in_float32(tmp_path, tiny_checkpoint):
-    backend = make_backend(tmp_path, tiny_checkpoint, dtype="bfloat16")
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_runs_the_language_model_in_half_and_the_codec_in_float32(tmp_path, tiny_checkpoint, dtype):
+    backend = make_backend(tmp_path, tiny_checkpoint, dtype=dtype)
     backend.load(backend._settings.device_plan)
     model = backend._session.model
-    assert model.decoder.dtype == torch.bfloat16 and model.text_encoder.dtype == torch.bfloat16
+    assert model.decoder.dtype == getattr(torch, dtype)
     assert next(model.audio_encoder.parameters()).dtype == torch.float32
     audio = generate(backend)
     assert audio.samples.dtype == np.float32 and np.isfinite(audio.samples).all()
-    assert audio.metadata["dtype"] == "bfloat16"
+    assert audio.samples.shape == (2, 160_000)
+    assert audio.metadata["dtype"] == dtype
 
 
 def test_unload_releases_the_model(tmp_path, tiny_checkpoint):

@@ -2,10 +2,9 @@
 
 Loading reads only what setup downloaded (a snapshot folder in the hub-cache layout,
 opened as a plain local directory with ``local_files_only``), so it never touches the
-network. Before anything heavy happens the weights are checked (the store's verification
-when it has one, then the safetensors headers) and their size is compared with free
-memory, so a broken download or a too-small GPU is a MODEL_LOAD_FAILED with a hint, not
-a stack trace.
+network. Before anything heavy happens the weights are checked (the store's verification,
+then the safetensors headers) and their size is compared with free memory, so a broken
+download or a too-small GPU is a MODEL_LOAD_FAILED with a hint, not a stack trace.
 """
 
 from __future__ import annotations
@@ -97,7 +96,9 @@ class MusicgenBackend(Backend):
         target = resolve(device)
         setup_hint = f"Run :LofiSetup musicgen again to re-download {self.model_id}."
 
-        snapshot = self._verify()
+        # BACKEND_NOT_INSTALLED when setup never finished; MODEL_LOAD_FAILED naming the damaged
+        # file when a size or (for files changed since their last check) a checksum is off.
+        snapshot = self._store.verify_for_load(self.manifest)
         config = self._read_config(snapshot, setup_hint)
         grid = TokenGrid.from_config(config)
         parameters = self._count_parameters(snapshot, setup_hint)
@@ -142,14 +143,6 @@ class MusicgenBackend(Backend):
         return generate(self._session, request, progress, cancel)
 
     # -- load steps ------------------------------------------------------------------------
-
-    def _verify(self) -> Path:
-        """The store's check (files present, sizes, checksums of changed files) -> snapshot.
-
-        BACKEND_NOT_INSTALLED when setup never finished, MODEL_LOAD_FAILED naming the
-        damaged file otherwise; both come from the store with their hints.
-        """
-        return self._store.verify_for_load(self.manifest)
 
     def _read_config(self, snapshot: Path, hint: str) -> dict[str, Any]:
         try:
