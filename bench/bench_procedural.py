@@ -20,11 +20,13 @@ from lofi_daemon.progress import PhaseProgress
 
 
 class Recorder:
-    def plan(self, phases):
+    def __init__(self):
         self.start = time.perf_counter()
         self.tracker = PhaseProgress()
-        self.tracker.plan(phases)
         self.log = []
+
+    def plan(self, phases):  # called again as the backend refines its estimates
+        self.tracker.plan(phases)
 
     def update(self, phase, current, total):
         self.log.append((time.perf_counter() - self.start, phase, current, total,
@@ -39,9 +41,8 @@ def main() -> None:
     rows = []
     for duration in args.durations:
         rec = Recorder()
-        started = time.perf_counter()
         render(args.prompt, duration, 1, rec, CancelToken())
-        wall = time.perf_counter() - started
+        wall = time.perf_counter() - rec.start
         bars_end = max(t for t, phase, *_ in rec.log if phase == "bars")
         rows.append({
             "duration_sec": duration,

@@ -112,7 +112,8 @@ class App:
             raise BackendNotInstalled(f"backend {name} is not installed",
                                       hint=f"Run :LofiSetup {name.replace('_', '-')} to download it.",
                                       backend=name)
-        seed = p.seed if p.seed is not None else secrets.randbelow(2**63)
+        # Random seeds stay below 2^32 like the official ACE-Step code (and exact in Lua numbers).
+        seed = p.seed if p.seed is not None else secrets.randbelow(2**32)
         fmt = p.format or self.settings.prefs.output_format
         request = GenerationRequest(prompt=p.prompt, duration_sec=float(p.duration_sec), seed=seed,
                                     params=backend_params)

@@ -119,11 +119,13 @@ class JobQueue:
         if self._closed:
             raise LofiError("the daemon is shutting down", code=ErrorCode.INTERNAL_ERROR,
                             hint="Restart the daemon.")
-        if len(self._waiting) >= self.max_waiting:
+        # A job the worker has not picked up yet is about to run: it does not count as waiting.
+        waiting = len(self._waiting) - (1 if self._current is None and self._waiting else 0)
+        if waiting >= self.max_waiting:
             raise QueueFull(
-                f"the queue is full ({len(self._waiting)} tracks waiting)",
+                f"the queue is full ({waiting} tracks waiting)",
                 hint=f"Wait about {self.estimated_wait_sec():.0f} s or cancel a queued track.",
-                queue_length=len(self._waiting),
+                queue_length=waiting,
                 estimated_wait_sec=round(self.estimated_wait_sec(), 1),
             )
         self._waiting.append(job)

@@ -13,6 +13,7 @@ the file loops without a seam. The same prompt, duration and seed give the same 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,10 +131,24 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
     prog_pool = MINOR_PROGRESSIONS if style.minor else MAJOR_PROGRESSIONS
     progression = prog_pool[int(rng.integers(len(prog_pool)))]
     key_root = 45 + int(rng.integers(0, 12))  # A2..G#3 as the tonic for voicings around middle C
-    melody_seed, drum_seed, noise_seed = (int(x) for x in rng.integers(0, 2**62, size=3))
+    melody_seed, drum_seed, noise_seed, vinyl_seed = (int(x) for x in rng.integers(0, 2**62, size=4))
 
-    progress.plan([("compose", 0.001), ("bars", COST_PER_SEC["bars"]),
-                   ("master", _master_cost(duration_sec, style.rain))])
+    # Progress weights are seconds measured on this machine, now: the vinyl layer costs one
+    # full-length FFT pair, which prices the mastering stages; the bars price themselves as
+    # they go. A fixed table would be off by 10+ points on a busy or different CPU.
+    started = time.perf_counter()
+    vinyl_rng = np.random.Generator(np.random.PCG64(vinyl_seed))
+    hiss = rng_noise_lowpassed(n, vinyl_rng, 5000.0)
+    fft_pair_sec = time.perf_counter() - started
+    crackle = _vinyl(hiss, vinyl_rng) * style.crackle
+    compose_sec = time.perf_counter() - started
+    master_sec = fft_pair_sec * sum(MASTER_COST[s] for s in _master_stages(style))
+
+    def replan(bar_sec: float) -> None:
+        progress.plan([("compose", compose_sec), ("bars", bar_sec * bars), ("master", master_sec)])
+
+    # First guess until a bar is timed: a bar costs about as much as an FFT pair over 25 s of audio.
+    replan(bar_sec=fft_pair_sec * 25.0 / duration_sec)
     progress.update("compose", 1, 1)
 
     music = np.zeros(n, dtype=np.float64)
@@ -142,8 +157,11 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
     duck = np.ones(n, dtype=np.float64)
     mel_rng = np.random.Generator(np.random.PCG64(melody_seed))
     drum_rng = np.random.Generator(np.random.PCG64(drum_seed))
+    bars_started = time.perf_counter()
     for bar in range(bars):
         cancel.check(bar, bars)
+        if bar:
+            replan(bar_sec=(time.perf_counter() - bars_started) / bar)
         degree, quality = progression[bar % len(progression)]
         start = bar * 4 * beat
         root = key_root + degree
@@ -155,7 +173,7 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
             _drum_bar(drums, duck, start, beat, style, drum_rng)
         progress.update("bars", bar + 1, bars)
 
-    stereo = _master(music, bass, drums, duck, style, noise_seed, n, progress, cancel, bars)
+    stereo = _master(music, bass, drums, duck, crackle, style, noise_seed, progress, cancel, bars)
     return GeneratedAudio(
         samples=stereo.astype(np.float32),
         sample_rate=SAMPLE_RATE,
@@ -164,14 +182,13 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
     )
 
 
-# Seconds of CPU per second of audio, measured on a 2-core Xeon (bench/bench_procedural.py).
-# The mastering FFTs grow a little faster than linearly, hence the length factor.
-COST_PER_SEC = {"bars": 0.065, "reverb": 0.024, "mix": 0.0105, "rain": 0.025, "lowpass": 0.012, "level": 0.0012}
+# Cost of each mastering stage in units of one full-length FFT pair (the hiss), measured
+# with bench/bench_procedural.py; the ratios hold across track lengths and machine load.
+MASTER_COST = {"reverb": 2.4, "mix": 0.5, "rain": 3.0, "lowpass": 2.0, "level": 0.15}
 
 
-def _master_cost(duration_sec: float, rain: bool) -> float:
-    stages = ("reverb", "mix", "lowpass", "level") + (("rain",) if rain else ())
-    return sum(COST_PER_SEC[s] for s in stages) * (0.7 + 0.0035 * duration_sec)
+def _master_stages(style: Style) -> tuple[str, ...]:
+    return ("reverb", "mix", "rain", "lowpass", "level") if style.rain else ("reverb", "mix", "lowpass", "level")
 
 
 def _fit_bars(duration_sec: float, bpm: float) -> tuple[int, float]:
@@ -295,18 +312,19 @@ def _duck_envelope(beat: float) -> np.ndarray:
     return -0.35 * np.exp(-t * 8.0)
 
 
-def _master(music: np.ndarray, bass: np.ndarray, drums: np.ndarray, duck: np.ndarray, style: Style,
-            noise_seed: int, n: int, progress: Progress, cancel: CancelToken, bars: int) -> np.ndarray:
-    """Room, vinyl, rain, low-pass, tape warmth and level: one progress unit per stage."""
+def _master(music: np.ndarray, bass: np.ndarray, drums: np.ndarray, duck: np.ndarray, crackle: np.ndarray,
+            style: Style, noise_seed: int, progress: Progress, cancel: CancelToken, bars: int) -> np.ndarray:
+    """Room, mix, rain, low-pass, tape warmth and level."""
+    n = music.size
     rng = np.random.Generator(np.random.PCG64(noise_seed))
     # Progress inside the phase is in thousandths of its cost, so uneven stages report honestly.
-    stages = ("reverb", "mix", "rain", "lowpass", "level") if style.rain else ("reverb", "mix", "lowpass", "level")
-    total = sum(COST_PER_SEC[s] for s in stages)
+    stages = _master_stages(style)
+    total = sum(MASTER_COST[s] for s in stages)
     done = 0.0
 
     def step(stage: str) -> None:
         nonlocal done
-        done += COST_PER_SEC[stage]
+        done += MASTER_COST[stage]
         progress.update("master", round(1000 * done / total), 1000)
         cancel.check(bars, bars)
 
@@ -315,7 +333,6 @@ def _master(music: np.ndarray, bass: np.ndarray, drums: np.ndarray, duck: np.nda
     keys = music * np.clip(duck, 0.5, 1.0).astype(np.float32)
     room = _reverb(keys, rng)
     step("reverb")
-    crackle = _vinyl(n, rng) * style.crackle
     left = keys + 0.9 * bass + 0.85 * drums + 0.35 * room[0] + crackle
     right = np.roll(keys, 96) + 0.9 * bass + 0.85 * drums + 0.35 * room[1] + crackle  # 2 ms Haas width
     stereo = np.stack([left, right])
@@ -346,8 +363,15 @@ def _reverb(signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.stack(out)
 
 
-def _vinyl(n: int, rng: np.random.Generator) -> np.ndarray:
-    hiss = _lowpass(rng.standard_normal(n, dtype=np.float32)[None], 5000.0)[0] * 0.006
+def rng_noise_lowpassed(n: int, rng: np.random.Generator, cutoff_hz: float) -> np.ndarray:
+    """Soft noise: one full-length FFT pair, which also prices the mastering on this machine."""
+    return _lowpass(rng.standard_normal(n, dtype=np.float32)[None], cutoff_hz)[0]
+
+
+def _vinyl(hiss: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Record surface: soft hiss plus sparse clicks and pops."""
+    n = hiss.size
+    hiss = hiss * 0.006
     pops = np.zeros(n, dtype=np.float32)
     count = max(1, int(n / SAMPLE_RATE * 6))
     where = rng.integers(0, n, size=count)
