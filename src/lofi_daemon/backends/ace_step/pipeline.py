@@ -62,6 +62,20 @@ def transformer_calls(infer_step: int, scheduler_type: str) -> int:
     return 2 * infer_step - 1 if scheduler_type == "heun" else infer_step
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """How the denoising loop guides, as the official ``__call__`` arguments name it."""
+
+    infer_step: int
+    cfg_type: str
+    guidance_scale: float
+    omega_scale: float
+    guidance_interval: float
+    guidance_interval_decay: float
+    min_guidance_scale: float
+    use_erg_diffusion: bool
+
+
 @dataclass
 class PipelineOutput:
     wav_48k: torch.Tensor  # [2, N] float32, CPU
@@ -240,7 +254,6 @@ class AceStepPipeline:
         timesteps = scheduler.timesteps
         record("timesteps", timesteps)
         record("sigmas", scheduler.sigmas)
-        total_calls = len(timesteps)
 
         # 5. Initial noise: drawn exactly once, exactly like diffusers' randn_tensor.
         frames = frame_length(duration)
@@ -269,13 +282,10 @@ class AceStepPipeline:
             report("text", 1, 1)
 
             # 7. Denoising loop.
-            latents = self._denoise(
-                latents, attention_mask, cond, null, cond_mask, scheduler, generator,
-                infer_step=infer_step, cfg_type=cfg_type, guidance_scale=guidance_scale,
-                omega_scale=omega_scale, guidance_interval=guidance_interval,
-                guidance_interval_decay=guidance_interval_decay, min_guidance_scale=min_guidance_scale,
-                use_erg_diffusion=use_erg_diffusion, report=report, cancel=cancel, record=record,
-                keep=keep, return_intermediates=return_intermediates, total_calls=total_calls)
+            guidance = Guidance(infer_step, cfg_type, guidance_scale, omega_scale, guidance_interval,
+                                guidance_interval_decay, min_guidance_scale, use_erg_diffusion)
+            latents = self._denoise(latents, attention_mask, cond, null, cond_mask, scheduler, generator, guidance,
+                                    report=report, cancel=cancel, record=record if return_intermediates else None)
         record("final_latents", latents)
 
         # 8. Decode to 44.1 kHz (windowed above ~48 s unless told), then resample to 48 kHz.
@@ -295,34 +305,27 @@ class AceStepPipeline:
         mask: torch.Tensor,
         scheduler: Any,
         generator: torch.Generator,
+        g: Guidance,
         *,
-        infer_step: int,
-        cfg_type: str,
-        guidance_scale: float,
-        omega_scale: float,
-        guidance_interval: float,
-        guidance_interval_decay: float,
-        min_guidance_scale: float,
-        use_erg_diffusion: bool,
         report: ProgressFn,
         cancel: Cancel | None,
-        record: Callable[[str, torch.Tensor], None],
-        keep: dict[str, torch.Tensor],
-        return_intermediates: bool,
-        total_calls: int,
+        record: Callable[[str, torch.Tensor], None] | None,
     ) -> torch.Tensor:
+        """The loop: one transformer call per scheduler timestep; inside the guidance window
+        one batched [cond; uncond] call, combined by APG or CFG. ``record`` keeps per-step tensors."""
         from .guidance import MomentumBuffer, apg_forward, cfg_forward, guidance_scale_at, guidance_window
 
-        do_guidance = guidance_scale not in (0.0, 1.0)
+        do_guidance = g.guidance_scale not in (0.0, 1.0)
         # From the *requested* step count, as the official code does (also for heun's 2N-1 calls).
-        start, end = guidance_window(infer_step, guidance_interval)
+        start, end = guidance_window(g.infer_step, g.guidance_interval)
+        total_calls = len(scheduler.timesteps)
         momentum = MomentumBuffer()
         # The batched context of guided steps is built once: [cond; null], the null branch
         # using the *cond* mask as the official code does.
         both_states = torch.cat([cond, null])
         both_masks = torch.cat([mask, mask])
         both_attention = torch.cat([attention_mask, attention_mask])
-        erg_rows = torch.tensor([False, use_erg_diffusion], device=latents.device)
+        erg_rows = torch.tensor([False, g.use_erg_diffusion], device=latents.device)
         frames = latents.shape[-1]
 
         steps: dict[str, list[torch.Tensor]] = {k: [] for k in (
@@ -334,12 +337,13 @@ class AceStepPipeline:
                 cancel.check(i, total_calls)
             guided = do_guidance and start <= i < end
             if guided:
-                scale = guidance_scale_at(i, start, end, guidance_scale, min_guidance_scale, guidance_interval_decay)
+                scale = guidance_scale_at(i, start, end, g.guidance_scale, g.min_guidance_scale,
+                                          g.guidance_interval_decay)
                 both = self.transformer.decode(
                     torch.cat([latents, latents]), both_attention, both_states, both_masks, t.expand(2), frames,
                     erg_diffusion=erg_rows)
                 pred_cond, pred_uncond = both.chunk(2)
-                if cfg_type == "apg":
+                if g.cfg_type == "apg":
                     velocity = apg_forward(pred_cond, pred_uncond, scale, momentum)
                 else:
                     velocity = cfg_forward(pred_cond, pred_uncond, scale)
@@ -348,12 +352,12 @@ class AceStepPipeline:
                 pred_cond = self.transformer.decode(latents, attention_mask, cond, mask, t.expand(1), frames)
                 pred_uncond = None
                 velocity = pred_cond
-            latents = scheduler.step(velocity, t, latents, omega=omega_scale, generator=generator)
+            latents = scheduler.step(velocity, t, latents, omega=g.omega_scale, generator=generator)
             if not bool(torch.isfinite(latents).all()):
                 raise ModelInferenceFailed(
                     f"the latents became NaN/inf at denoising call {i + 1} of {total_calls}",
                     hint=RETRY_HINT, at_step=i + 1, total_steps=total_calls)
-            if return_intermediates:
+            if record is not None:
                 steps["step_timestep"].append(t.reshape(()))
                 steps["step_pred_cond"].append(pred_cond)
                 if pred_uncond is not None:
@@ -361,7 +365,7 @@ class AceStepPipeline:
                 steps["step_model_output"].append(velocity)
                 steps["step_latents_out"].append(latents)
             report("diffusion", i + 1, total_calls)
-        if return_intermediates:
+        if record is not None:
             for name, values in steps.items():
                 if values:
                     record(name, torch.stack(values))
