@@ -82,7 +82,9 @@ class MusicgenBackend(Backend):
         return self._store.is_installed(self.manifest)
 
     def size_bytes(self) -> int:
-        return self._store.size_bytes(self.manifest)
+        """Bytes once installed: the install record's total, else what is on disk so far."""
+        expected = self._store.expected_size_bytes(self.manifest)
+        return expected if expected is not None else self._store.size_bytes(self.manifest)
 
     @property
     def loaded(self) -> bool:
