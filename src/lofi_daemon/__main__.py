@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+# Loading must never touch the network (weights come from the local store). huggingface_hub
+# reads this once at import; downloads run in a worker process without it (models/worker.py).
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 import asyncio
 import logging
-import os
 import signal
 import sys
 from typing import BinaryIO

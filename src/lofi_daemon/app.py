@@ -184,25 +184,27 @@ class App:
         def on_progress(progress: Any) -> None:
             self._notify_threadsafe("download_progress", dataclasses.asdict(progress))
 
+        def finish(method: str, payload: dict[str, Any]) -> None:
+            # On the loop: the state is settled before the client hears the outcome.
+            self.registry.set_transient(name, None)
+            self._notify(method, payload)
+
         try:
             self.store.download(manifest, on_progress, cancel)
         except JobCancelled:
-            self._notify_threadsafe("download_error", {"backend": name, "code": ErrorCode.CANCELLED.name,
-                                                       "message": "download cancelled",
-                                                       "hint": "Run :LofiSetup again to resume it."})
+            outcome = ("download_error", {"backend": name, "code": ErrorCode.CANCELLED.name,
+                                          "message": "download cancelled", "hint": "Run :LofiSetup again to resume it."})
         except LofiError as exc:
-            self._notify_threadsafe("download_error", {"backend": name, "code": exc.code.name,
-                                                       "message": exc.message, "hint": exc.hint})
+            outcome = ("download_error", {**exc.data, "backend": name, "code": exc.code.name, "message": exc.message})
         except Exception as exc:
             log.exception("download of %s crashed", name)
-            self._notify_threadsafe("download_error", {"backend": name, "code": ErrorCode.DOWNLOAD_FAILED.name,
-                                                       "message": f"download failed: {exc}",
-                                                       "hint": "See the daemon log, then run :LofiSetup again."})
+            outcome = ("download_error", {"backend": name, "code": ErrorCode.DOWNLOAD_FAILED.name,
+                                          "message": f"download failed: {exc}",
+                                          "hint": "See the daemon log, then run :LofiSetup again."})
         else:
-            self._notify_threadsafe("download_complete", {"backend": name})
-        finally:
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self.registry.set_transient, name, None)
+            outcome = ("download_complete", {"backend": name})
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(finish, *outcome)
 
     async def list_tracks(self, p: P.ListTracksParams) -> dict[str, Any]:
         backend = self.registry.canonical(p.backend) if p.backend else None
