@@ -206,3 +206,14 @@ def test_generated_audio_is_48k_stereo_with_its_true_duration_and_device(tmp_pat
     assert meta["threads"] >= 1 and meta["transformer_calls"] == 2
     backend.unload()
     assert not backend.loaded
+
+
+def test_an_official_app_hub_cache_can_be_reused_as_it_is(tmp_path, monkeypatch, acestep_checkpoint):
+    cache = tmp_path / "ace-step-checkpoints"  # what the official app keeps in ~/.cache/ace-step/checkpoints
+    snapshot = cache / "models--ACE-Step--ACE-Step-v1-3.5B" / "snapshots" / "82cd0d7b6322bd28cd4e830fe675ddb6180ce36c"
+    snapshot.mkdir(parents=True)
+    for sub in ("ace_step_transformer", "music_dcae_f8c8", "music_vocoder", "umt5-base"):
+        (snapshot / sub).symlink_to(acestep_checkpoint / sub, target_is_directory=True)
+    backend = _backend(tmp_path, monkeypatch, cache)
+    assert backend.is_installed()
+    assert backend.checkpoint_dir == snapshot

@@ -1,9 +1,10 @@
 """The ``ace_step`` backend: long-form (5-240 s) instrumental tracks with ACE-Step v1 3.5B.
 
 Where the weights are: the model store's snapshot of ``ACE-Step/ACE-Step-v1-3.5B`` (what
-``:LofiSetup ace-step`` downloads), or any folder with the four official sub-folders named
-by ``LOFI_ACESTEP_DIR`` or the config key ``ace_step_dir`` (the tests point it at the tiny
-golden-fixture checkpoint). Importing this module is cheap: torch and the model code are
+``:LofiSetup ace-step`` downloads), or a folder named by ``LOFI_ACESTEP_DIR`` or the config
+key ``ace_step_dir``: one with the four official sub-folders (the tests point it at the tiny
+golden-fixture checkpoint), or a hub cache holding such a snapshot (the official app's
+``~/.cache/ace-step/checkpoints``), so an existing download can be reused as it is. Importing this module is cheap: torch and the model code are
 imported in ``load``.
 
 Device rules: CUDA in bfloat16 (the official default; the math the official code upcasts
@@ -25,7 +26,7 @@ from ...device import DevicePlan, ResolvedDevice, check_memory, empty_cache, res
 from ...errors import LofiError, ModelInferenceFailed, ModelLoadFailed
 from ...models.manifests import ACE_STEP
 from ..base import Backend, CancelToken, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
-from .checkpoint import SETUP_HINT, SUBDIRS, missing_parts
+from .checkpoint import SETUP_HINT, SUBDIRS, find_checkpoint, missing_parts
 
 if TYPE_CHECKING:
     from ...models.store import ModelStore
@@ -157,8 +158,9 @@ class AceStepBackend(Backend):
         )
 
     def _override_dir(self) -> Path | None:
+        """The user's own checkpoint folder (or a hub cache holding one), if configured."""
         raw = os.environ.get(ENV_DIR) or self._settings.prefs.extra.get(PREFS_DIR_KEY)
-        return Path(str(raw)).expanduser() if raw else None
+        return find_checkpoint(Path(str(raw)).expanduser()) if raw else None
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -55,6 +55,24 @@ def is_checkpoint_dir(root: Path) -> bool:
     return not missing_parts(root)
 
 
+HUB_REPO_FOLDER = "models--ACE-Step--ACE-Step-v1-3.5B"
+
+
+def find_checkpoint(path: Path) -> Path:
+    """``path`` itself when it has the four sub-folders; otherwise the newest complete
+    snapshot of a hub cache inside it (e.g. the official app's ``~/.cache/ace-step/checkpoints``,
+    which holds ``models--ACE-Step--ACE-Step-v1-3.5B/snapshots/<commit>/``). Falls back to
+    ``path`` so the caller reports what is missing there."""
+    if is_checkpoint_dir(path):
+        return path
+    snapshots = path / HUB_REPO_FOLDER / "snapshots"
+    try:
+        candidates = [d for d in snapshots.iterdir() if d.is_dir() and is_checkpoint_dir(d)]
+    except OSError:
+        return path
+    return max(candidates, key=lambda d: d.stat().st_mtime) if candidates else path
+
+
 def read_config(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
     try:
