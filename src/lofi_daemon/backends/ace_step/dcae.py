@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ModelLoadFailed
-from .vocoder import _load_exact, _read_config, _read_weights
+from .vocoder import load_exact, read_component_weights
 
 # The official pipeline's constants (MusicDCAE): latent scale/shift and the mel range.
 LATENT_SCALE = 0.1786
@@ -199,8 +199,10 @@ class DcaeDecoder(nn.Module):
         cls, folder: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
     ) -> "DcaeDecoder":
         """Build from ``music_dcae_f8c8/config.json``; read only the decoder's tensors."""
+        from .checkpoint import read_config
+
         folder = Path(folder)
-        config = _read_config(folder, "music_dcae_f8c8")
+        config = read_config(folder)
         try:
             with torch.device("meta"):
                 model = cls(config)
@@ -209,8 +211,10 @@ class DcaeDecoder(nn.Module):
                 f"music_dcae_f8c8/config.json does not describe a decoder diffusers can build: {exc}",
                 hint="Run :LofiSetup ace-step again to restore the official files.",
             ) from exc
-        state = _read_weights(folder, "music_dcae_f8c8", only_prefix="decoder.")
-        _load_exact(model.decoder, state, "music_dcae_f8c8 decoder")
+        # Only the decoder half: the encoder (half the file) is never used for text-to-music.
+        weights = read_component_weights(folder, keep=lambda key: key.startswith("decoder."))
+        state = {key[len("decoder.") :]: tensor for key, tensor in weights.items()}
+        load_exact(model.decoder, state, "music_dcae_f8c8 decoder")
         return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 

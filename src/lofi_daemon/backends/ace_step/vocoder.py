@@ -23,19 +23,16 @@ exact up to float rounding.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ModelLoadFailed
-
-WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -271,50 +268,26 @@ class MusicVocoder(nn.Module):
         cls, folder: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
     ) -> "MusicVocoder":
         """Build from ``music_vocoder/config.json`` and load its safetensors (weight norm folded)."""
+        from .checkpoint import read_config
+
         folder = Path(folder)
-        config = VocoderConfig.from_dict(_read_config(folder, "music_vocoder"))
+        config = VocoderConfig.from_dict(read_config(folder))
         with torch.device("meta"):
             model = cls(config)
-        state = _fold_weight_norm(_read_weights(folder, "music_vocoder", skip_prefixes=("mel_transform.",)))
-        _load_exact(model, state, "music_vocoder")
+        # The mel-analysis buffers only serve encoding; weight norm is folded in float32.
+        weights = read_component_weights(folder, keep=lambda key: not key.startswith("mel_transform."))
+        load_exact(model, _fold_weight_norm(weights), "music_vocoder")
         return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
-def _read_config(folder: Path, what: str) -> dict[str, Any]:
-    path = folder / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelLoadFailed(
-            f"{what}/config.json is missing ({path})", hint="Run :LofiSetup ace-step again.", path=str(path)
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ModelLoadFailed(
-            f"{what}/config.json cannot be read: {exc}", hint="Run :LofiSetup ace-step again.", path=str(path)
-        ) from exc
+def read_component_weights(
+    folder: Path, *, keep: "Callable[[str], bool]" = lambda _key: True
+) -> dict[str, torch.Tensor]:
+    """The float32 CPU tensors of a checkpoint component folder whose names ``keep`` accepts
+    (single or sharded safetensors; unreadable files become MODEL_LOAD_FAILED)."""
+    from .checkpoint import load_state_dict, weight_files
 
-
-def _read_weights(folder: Path, what: str, *, skip_prefixes: tuple[str, ...] = (), only_prefix: str = "") -> dict[str, torch.Tensor]:
-    """Tensors of ``folder``'s safetensors file, reading only the ones we keep."""
-    from safetensors import SafetensorError, safe_open
-
-    path = folder / WEIGHTS_FILE
-    if not path.is_file():
-        raise ModelLoadFailed(f"{what} weights are missing ({path})", hint="Run :LofiSetup ace-step again.", path=str(path))
-    try:
-        state = {}
-        with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():
-                if skip_prefixes and key.startswith(skip_prefixes):
-                    continue
-                if not key.startswith(only_prefix):
-                    continue
-                state[key[len(only_prefix):]] = f.get_tensor(key)
-        return state
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelLoadFailed(
-            f"{what} weights are corrupt ({path}): {exc}", hint="Run :LofiSetup ace-step again.", path=str(path)
-        ) from exc
+    return load_state_dict(weight_files(folder), dtype=torch.float32, device="cpu", skip=lambda key: not keep(key))
 
 
 def _fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -332,7 +305,7 @@ def _fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
-def _load_exact(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+def load_exact(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     """Load ``state`` into a meta-device ``model``; every parameter must be present with its shape."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
