@@ -163,3 +163,15 @@ def test_automatic_mode_windows_only_long_tracks(golden):
     assert not default.will_window(53) and not default.will_window(512)  # up to 47.6 s: one shot
     assert default.will_window(513) and default.will_window(2583)  # 240 s: windowed
     assert default.will_window(53, windowed=True) and not default.will_window(2583, windowed=False)
+
+
+def test_working_memory_estimate_stays_flat_when_windowed_and_grows_when_not(golden):
+    decoder = AudioDecoder.from_checkpoint(golden.checkpoint)
+    four_min, two_min = decoder.working_bytes(2583), decoder.working_bytes(1291)  # automatic: windowed
+    # only the kept outputs and the latent-resolution state grow with the track
+    attention_width = decoder.dcae.config["decoder_block_out_channels"][-1]
+    outputs_growth = (2583 - 1291) * 4 * (2 * 128 * 8 + 2 * 4096 + attention_width * 16)
+    assert four_min - two_min <= outputs_growth
+    one_shot = decoder.working_bytes(2583, windowed=False)
+    assert one_shot > 3 * four_min
+    assert decoder.working_bytes(53) == decoder.working_bytes(53, windowed=False)  # 5 s: one shot

@@ -162,6 +162,46 @@ class AudioDecoder(nn.Module):
     def will_window(self, frames: int, windowed: bool | None = None) -> bool:
         return frames > self.plan.auto_above_frames if windowed is None else bool(windowed)
 
+    def working_bytes(self, frames: int, windowed: bool | None = None) -> int:
+        """Rough peak memory ``decode`` needs on top of the weights, for a memory check.
+
+        About 10 live tensors of the widest activation per latent frame (the DCAE's
+        full-resolution stage or its attention stage's feed-forward, or the vocoder's widest
+        stage) over the frames decoded at once, plus the outputs. Checked against the
+        sampled RSS of bench/bench_ace_step.py (docs/benchmarks-ace-step.md): full size, 5 s,
+        float32: 0.26 GB estimated vs 0.27-0.30 GB measured; tiny checkpoint, 240 s:
+        1.7 GB vs 1.6 GB one-shot, 0.26 GB vs 0.20 GB windowed.
+        """
+        item = self.dcae.dtype.itemsize
+        cfg = self.dcae.config
+        widths = cfg.get("decoder_block_out_channels", (128, 256, 512, 1024))
+        types = cfg.get("decoder_block_types", "ResBlock")
+        types = [types] * len(widths) if isinstance(types, str) else list(types)
+        latent_height = 16
+        dcae_per_frame = 0
+        for i, (channels, kind) in enumerate(zip(widths, types)):
+            up = 2 ** (len(widths) - 1 - i)  # this stage's resolution, relative to the latents
+            expand = 8 if kind == "EfficientViTBlock" else 1  # GLUMBConv: 4x hidden, doubled for its gate
+            dcae_per_frame = max(dcae_per_frame, channels * expand * latent_height * up * up)
+        voc = self.vocoder.config
+        rate, vocoder_per_mel = 1, 0
+        for i, u in enumerate(voc.upsample_rates):
+            rate *= u
+            vocoder_per_mel = max(vocoder_per_mel, voc.upsample_initial_channel // 2 ** (i + 1) * rate)
+        vocoder_per_frame = vocoder_per_mel * MEL_FRAMES_PER_LATENT
+        if self.will_window(frames, windowed):
+            dcae_frames = min(frames, self.plan.dcae_frames + 2 * self.dcae.tail_context_frames() + 2)
+            vocoder_frames = min(
+                frames, -(-(self.plan.vocoder_frames + 2 * self.vocoder.receptive_field_frames()) // MEL_FRAMES_PER_LATENT) + 1
+            )
+            kept = widths[-1] * latent_height * frames * item  # the attention stage's output, kept whole
+        else:
+            dcae_frames = vocoder_frames = frames
+            kept = 0
+        live = 10 * item * max(dcae_per_frame * dcae_frames, vocoder_per_frame * vocoder_frames)
+        outputs = 4 * frames * (2 * 128 * MEL_FRAMES_PER_LATENT + 2 * self.vocoder.hop_length * MEL_FRAMES_PER_LATENT)
+        return int(live + kept + outputs)
+
     @torch.no_grad()
     def decode(
         self,

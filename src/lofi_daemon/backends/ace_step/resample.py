@@ -108,7 +108,9 @@ def resample_sinc_hann(wav: "torch.Tensor", orig_rate: int = SOURCE_RATE, new_ra
         return wav.to(torch.float32)
     g = math.gcd(orig_rate, new_rate)
     orig = orig_rate // g
-    kernel, width = sinc_hann_kernel(orig_rate, new_rate, device=wav.device)
+    # Built in float64 on the CPU (MPS has no float64), used in float32 wherever the audio is.
+    kernel, width = sinc_hann_kernel(orig_rate, new_rate)
+    kernel = kernel.to(wav.device)
     shape = wav.shape
     flat = wav.to(torch.float32).reshape(-1, shape[-1])
     padded = F.pad(flat, (width, width + orig))
