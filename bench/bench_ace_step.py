@@ -17,7 +17,7 @@ Examples:
 
     python bench/bench_ace_step.py --mode tiny --durations 5 30 120 240
     python bench/bench_ace_step.py --durations 5 --threads 2                       # CPU, a few minutes
-    python bench/bench_ace_step.py --device cuda --dtype bfloat16 --durations 30 120 240
+    python bench/bench_ace_step.py --device cuda --dtype bfloat16 --durations 30 120 240 --warmup --repeat 3
 
 Results go to stdout as a markdown table (and ``--json PATH``); copy them into
 docs/benchmarks-ace-step.md with the machine line this script prints.
@@ -124,9 +124,9 @@ class PeakMemory:
         return max(0, self.peak_bytes - self.base_bytes)
 
 
-def timed(fn, device: str, repeat: int):
-    """Best wall time of ``repeat`` runs (after one untimed warm-up when repeat > 1), the last result, peak memory."""
-    if repeat > 1:
+def timed(fn, device: str, repeat: int, warmup: bool = False):
+    """Best wall time of ``repeat`` runs (after one untimed warm-up if asked), the last result, peak memory."""
+    if warmup:
         fn()
     best, result = math.inf, None
     memory = PeakMemory(device)
@@ -292,8 +292,8 @@ def run(args) -> dict:
         frames = frames_for(seconds)
         row = Row(duration_s=seconds, frames=frames)
         if transformer is not None:
-            row.call_b1_s, _, mem1 = timed(transformer_call(transformer, frames, 1, device, tdtype), device, args.repeat)
-            row.call_b2_s, _, mem = timed(transformer_call(transformer, frames, 2, device, tdtype), device, args.repeat)
+            row.call_b1_s, _, mem1 = timed(transformer_call(transformer, frames, 1, device, tdtype), device, args.repeat, args.warmup)
+            row.call_b2_s, _, mem = timed(transformer_call(transformer, frames, 2, device, tdtype), device, args.repeat, args.warmup)
             row.call_b2_peak_gb = mem.peak_bytes / 2**30
             row.call_cpu_s = (mem1.cpu_s, mem.cpu_s)
         if decoder is not None:
@@ -302,7 +302,9 @@ def run(args) -> dict:
             for mode in args.decode:
                 if mode == "oneshot" and seconds > args.max_oneshot_s:
                     continue
-                secs, out, mem = timed(lambda: decoder.decode(latents, windowed=(mode == "windowed")), device, args.repeat)
+                secs, out, mem = timed(
+                    lambda: decoder.decode(latents, windowed=(mode == "windowed")), device, args.repeat, args.warmup
+                )
                 outputs[mode] = out
                 row.decode[mode] = {
                     "s": secs,
@@ -377,7 +379,7 @@ def markdown(result: dict) -> str:
     a = result["args"]
     lines = [
         f"Machine: {result['machine']}. Mode {a['mode']}, device {a['device']}, decode dtype {a['dtype']}, "
-        f"transformer dtype {a['transformer_dtype'] or a['dtype']}, repeat {a['repeat']}.",
+        f"transformer dtype {a['transformer_dtype'] or a['dtype']}, repeat {a['repeat']}, warm-up {a['warmup']}.",
         "",
         f"Load average when finished: {result['load_after']}. Times are wall seconds; CPU-seconds of the process "
         "in brackets (both threads; robust to a busy machine). Memory: peak / working memory above the weights.",
@@ -434,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-oneshot-s", type=float, default=1e9, help="skip the one-shot decode above this duration")
     parser.add_argument("--plan", default="", help='WindowPlan overrides as JSON, e.g. \'{"dcae_frames": 64}\'')
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs per stage (the best is reported)")
+    parser.add_argument("--warmup", action="store_true", help="one untimed run per stage first")
     parser.add_argument("--skip-transformer", action="store_true")
     parser.add_argument("--skip-decode", action="store_true")
     parser.add_argument(
