@@ -97,16 +97,17 @@ def test_cancel_of_a_queued_job_removes_it_and_the_next_one_runs(daemon):
 def test_cancel_of_the_running_job_stops_it_within_one_step(daemon):
     track = daemon.call("generate", prompt="chill", duration_sec=240, seed=5)["result"]["track_id"]
     waiting = daemon.call("generate", prompt="chill", duration_sec=5, seed=6)["result"]["track_id"]
-    daemon.wait_for("generation_progress", track_id=track, phase="bars", current_step=3)
+    daemon.wait_for("generation_progress", track_id=track, phase="bars")
+    step_before = daemon.call("get_status")["result"]["current"]["progress"]["current_step"]
     reply = daemon.call("cancel", track_id=track)["result"]
     assert reply == {"cancelled": True, "was_generating": True}
     end = daemon.wait_terminal(track, timeout=20)
     assert end["method"] == "generation_cancelled"
-    last_step = max(p["current_step"] for p in daemon.notifications("generation_progress", track_id=track)
-                    if p["phase"] == "bars")
-    assert end["at_step"] <= last_step + 1 and end["total_steps"] > end["at_step"]
+    # it stopped at the bar after the one running when cancel arrived (a bar is ~0.1 s here)
+    assert step_before <= end["at_step"] <= step_before + 2 and end["total_steps"] > end["at_step"]
     assert daemon.wait_terminal(waiting)["method"] == "generation_complete"  # the next job starts
-    assert not list((Path(daemon.call("list_tracks")["result"]["tracks"][0]["path"]).parent).glob(f"{track}*"))
+    tracks_dir = Path(daemon.call("list_tracks")["result"]["tracks"][0]["path"]).parent
+    assert not list(tracks_dir.glob(f"{track}*"))  # nothing half-written is left
 
 
 def test_every_job_ends_in_exactly_one_terminal_notification(daemon):

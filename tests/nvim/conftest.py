@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from nvim_child import DAEMON_CMD, FakePlayer, find_nvim, start_child, stop_child
+from nvim_child import DAEMON_CMD, FakePlayer, find_nvim, fresh_plugin_copy, start_child, stop_child
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +44,14 @@ def child_env(tmp_path, monkeypatch) -> dict[str, str]:
 def bare_nvim(nvim_bin, tmp_path, child_env):
     """A child Neovim with the plugin loaded and setup() not called."""
     child = start_child(nvim_bin, tmp_path)
+    yield child
+    stop_child(child)
+
+
+@pytest.fixture
+def uninstalled_nvim(nvim_bin, tmp_path, child_env):
+    """A child Neovim whose plugin folder has no venv yet (a fresh clone by a plugin manager)."""
+    child = start_child(nvim_bin, tmp_path, fresh_plugin_copy(tmp_path / "lofi.nvim"))
     yield child
     stop_child(child)
 

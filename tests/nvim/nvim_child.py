@@ -60,6 +60,15 @@ class FakePlayer:
         self.path.write_text(f'#!/bin/sh\necho "$$ $*" >> "{self.log}"\nexec {sleep} 60\n')
         self.path.chmod(self.path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
+    def last_call(self, timeout: float = 5.0) -> tuple[int, str]:
+        """The latest call, waiting for it: the process writes its log just after it starts."""
+        deadline = time.monotonic() + timeout
+        while not self.calls():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.path.name} was never started")
+            time.sleep(0.02)
+        return self.calls()[-1]
+
     def calls(self) -> list[tuple[int, str]]:
         if not self.log.exists():
             return []
@@ -141,10 +150,20 @@ class Child:
 
 
 
-def start_child(nvim_bin: str, tmp_path: Path):
+def fresh_plugin_copy(folder: Path) -> Path:
+    """The plugin as a plugin manager would clone it: lua/ and plugin/, no .venv built yet.
+
+    (The checkout itself may have a .venv from scripts/test.sh, which the plugin would find.)
+    """
+    for part in ("lua", "plugin"):
+        shutil.copytree(REPO / part, folder / part)
+    return folder
+
+
+def start_child(nvim_bin: str, tmp_path: Path, plugin_dir: Path = REPO):
     import pynvim
 
-    argv = [nvim_bin, "--embed", "--headless", "--clean", "-n", "--cmd", f"set rtp^={REPO}"]
+    argv = [nvim_bin, "--embed", "--headless", "--clean", "-n", "--cmd", f"set rtp^={plugin_dir}"]
     nvim = pynvim.attach("child", argv=argv)
     nvim.command(f"luafile {HELPERS}")
     return Child(nvim, tmp_path)

@@ -20,7 +20,8 @@ def test_setup_rejects_bad_options_naming_the_dotted_path(bare_nvim, opts, messa
     assert err.startswith(message)
 
 
-def test_the_plugin_works_without_setup_using_the_daemon_on_path(bare_nvim, tmp_path):
+def test_the_plugin_works_without_setup_using_the_daemon_on_path(uninstalled_nvim, tmp_path):
+    bare_nvim = uninstalled_nvim
     # No setup(): the daemon is found as `lofi-daemon` on PATH (the venv's bin here).
     bin_dir = Path(sys.executable).parent
     assert (bin_dir / "lofi-daemon").exists()
@@ -35,7 +36,8 @@ def test_the_plugin_works_without_setup_using_the_daemon_on_path(bare_nvim, tmp_
     assert log.is_relative_to(tmp_path / "xdg" / "state") and "lofi-daemon starting" in log.read_text()
 
 
-def test_no_daemon_anywhere_is_one_error_that_says_to_install(bare_nvim, tmp_path):
+def test_no_daemon_anywhere_is_one_error_that_says_to_install(uninstalled_nvim, tmp_path):
+    bare_nvim = uninstalled_nvim
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     bare_nvim.lua("vim.env.PATH = ...", str(empty))

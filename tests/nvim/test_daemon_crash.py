@@ -63,7 +63,7 @@ def test_quitting_neovim_shuts_the_daemon_and_the_player_down(nvim, fake_player)
     nvim.wait_done()
     nvim.wait("return require('lofi.player').now_playing() ~= nil", 5, "the player")
     daemon_pid = nvim.lua("return require('lofi.daemon').pid()")
-    player_pid = fake_player.calls()[-1][0]
+    player_pid = fake_player.last_call()[0]
     nvim.quit()
     assert wait_gone(daemon_pid, 5), "the daemon outlived Neovim"
     assert wait_gone(player_pid, 5), "the player outlived Neovim"

@@ -27,7 +27,7 @@ def test_generate_command_writes_a_track_while_the_statusline_goes_from_progress
     assert any("ready" in m and str(path) in m for m in nvim.messages())
     # autoplay handed the file to the player
     nvim.wait("return require('lofi.player').now_playing() ~= nil", 5, "the player to start")
-    assert fake_player.calls()[-1][1] == str(path)
+    assert fake_player.last_call()[1] == str(path)
 
 
 def test_generate_without_a_prompt_asks_for_one(nvim):

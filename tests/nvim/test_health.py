@@ -40,7 +40,8 @@ def write_executable(path: Path, body: str = "#!/bin/sh\nexit 0\n") -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
-def test_checkhealth_names_the_missing_daemon_and_player(bare_nvim, tmp_path):
+def test_checkhealth_names_the_missing_daemon_and_player(uninstalled_nvim, tmp_path):
+    bare_nvim = uninstalled_nvim
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     bare_nvim.lua("vim.env.PATH = ...", str(empty))

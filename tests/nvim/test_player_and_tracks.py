@@ -30,7 +30,7 @@ def test_player_discovery_takes_the_first_of_the_order_found_on_path(nvim, tmp_p
 
     track = make_track(nvim)  # autoplay
     nvim.wait("return require('lofi.player').now_playing() ~= nil", 5, "the player")
-    assert ffplay.calls()[-1][1] == f"-nodisp -autoexit -loglevel quiet {track['path']}"
+    assert ffplay.last_call()[1] == f"-nodisp -autoexit -loglevel quiet {track['path']}"
     assert aplay.calls() == []
 
     # With ffplay gone, the next in the order is used.
@@ -41,7 +41,7 @@ def test_player_discovery_takes_the_first_of_the_order_found_on_path(nvim, tmp_p
 def test_lofi_stop_ends_playback(nvim, fake_player):
     make_track(nvim)
     nvim.wait("return require('lofi.player').now_playing() ~= nil", 5, "the player")
-    pid = fake_player.calls()[-1][0]
+    pid = fake_player.last_call()[0]
     nvim.cmd("LofiStop")
     assert wait_gone(pid, 5)
     assert nvim.lua("return require('lofi.player').now_playing()") is None
@@ -55,7 +55,7 @@ def test_autoplay_off_plays_nothing_until_asked(nvim, fake_player):
     track = make_track(nvim)
     assert fake_player.calls() == []
     nvim.cmd("LofiPlay last")
-    assert fake_player.calls()[-1][1] == track["path"]
+    assert fake_player.last_call()[1] == track["path"]
 
 
 def test_player_cmd_places_the_path_where_asked(nvim, fake_player):
@@ -63,7 +63,7 @@ def test_player_cmd_places_the_path_where_asked(nvim, fake_player):
                player={"cmd": [str(fake_player.path), "--file={path}", "--loop"]})
     track = make_track(nvim)
     nvim.wait("return require('lofi.player').now_playing() ~= nil", 5, "the player")
-    assert fake_player.calls()[-1][1] == f"--file={track['path']} --loop"
+    assert fake_player.last_call()[1] == f"--file={track['path']} --loop"
 
 
 def test_no_player_is_one_warning_however_many_tracks(nvim, tmp_path):
@@ -83,7 +83,7 @@ def test_play_by_id_finds_the_track_in_the_library(nvim, fake_player):
     # By id, the track is looked up in the daemon's library.
     nvim.cmd(f"LofiPlay {track['track_id']}")
     nvim.wait("return require('lofi.player').now_playing() ~= nil", 10, "the player")
-    assert fake_player.calls()[-1][1] == track["path"]
+    assert fake_player.last_call()[1] == track["path"]
     nvim.cmd("LofiPlay tnope")
     nvim.wait("return T.messages()[#T.messages()]:find('no track tnope') ~= nil", 10, "the error")
 
@@ -95,7 +95,7 @@ def test_tracks_picker_plays_regenerates_with_the_same_seed_and_deletes(nvim, fa
     nvim.lua("vim.list_extend(T.selects, { 'picker track', 'Play' })")
     nvim.cmd("LofiTracks")
     nvim.wait("return require('lofi.player').now_playing() ~= nil", 10, "the player")
-    assert fake_player.calls()[-1][1] == track["path"]
+    assert fake_player.last_call()[1] == track["path"]
     picker = nvim.lua("return T.asked")
     assert picker[0]["labels"] == ["picker track  0:05 · procedural · seed 77"]
     assert picker[1]["labels"] == ["Play", "Regenerate with the same seed", "Delete"]
