@@ -81,10 +81,16 @@ def test_the_procedural_backend_reports_within_ten_points_of_wall_time():
             self.inner.plan(phases)
 
         def update(self, phase, current, total):
-            stamps.append((time.perf_counter(), self.inner.update(phase, current, total).percent))
+            stamps.append((time.perf_counter(), self.inner.update(phase, current, total).percent, phase, current))
 
+    # A warm process, as in a daemon that has made a track: the first big numpy allocations
+    # pay one-off page faults that a single run cannot price.
+    render("warm up", 5.0, 1, Recorder(), CancelToken())
+    stamps.clear()
+    Recorder.inner = PhaseProgress()
     start = time.perf_counter()
     render("lofi jazzy piano", 60.0, 3, Recorder(), CancelToken())
     wall = time.perf_counter() - start
-    worst = max(abs(percent - 100 * (t - start) / wall) for t, percent in stamps)
-    assert worst <= 10, f"progress strayed {worst:.1f} points from wall time"
+    errors = [(abs(percent - 100 * (t - start) / wall), phase, step) for t, percent, phase, step in stamps]
+    worst = max(errors)
+    assert worst[0] <= 10, f"progress strayed {worst[0]:.1f} points from wall time at {worst[1]} {worst[2]}"

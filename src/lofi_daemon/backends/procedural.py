@@ -133,23 +133,14 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
     key_root = 45 + int(rng.integers(0, 12))  # A2..G#3 as the tonic for voicings around middle C
     melody_seed, drum_seed, noise_seed, vinyl_seed = (int(x) for x in rng.integers(0, 2**62, size=4))
 
-    # Progress weights are seconds measured on this machine, now: the vinyl layer costs one
-    # full-length FFT pair, which prices the mastering stages; the bars price themselves as
-    # they go. A fixed table would be off by 10+ points on a busy or different CPU.
+    # Progress weights are seconds measured on this machine, now: the hiss costs one
+    # full-length FFT pair, which prices the mastering stages; the first bar prices the bars
+    # (re-measured as they go). A fixed table would be off by 10+ points on another CPU.
     started = time.perf_counter()
     vinyl_rng = np.random.Generator(np.random.PCG64(vinyl_seed))
     hiss = rng_noise_lowpassed(n, vinyl_rng, 5000.0)
     fft_pair_sec = time.perf_counter() - started
     crackle = _vinyl(hiss, vinyl_rng) * style.crackle
-    compose_sec = time.perf_counter() - started
-    master_sec = fft_pair_sec * sum(MASTER_COST[s] for s in _master_stages(style))
-
-    def replan(bar_sec: float) -> None:
-        progress.plan([("compose", compose_sec), ("bars", bar_sec * bars), ("master", master_sec)])
-
-    # First guess until a bar is timed: a bar costs about as much as an FFT pair over 25 s of audio.
-    replan(bar_sec=fft_pair_sec * 25.0 / duration_sec)
-    progress.update("compose", 1, 1)
 
     music = np.zeros(n, dtype=np.float64)
     bass = np.zeros(n, dtype=np.float64)
@@ -157,11 +148,8 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
     duck = np.ones(n, dtype=np.float64)
     mel_rng = np.random.Generator(np.random.PCG64(melody_seed))
     drum_rng = np.random.Generator(np.random.PCG64(drum_seed))
-    bars_started = time.perf_counter()
-    for bar in range(bars):
-        cancel.check(bar, bars)
-        if bar:
-            replan(bar_sec=(time.perf_counter() - bars_started) / bar)
+
+    def render_bar(bar: int) -> None:
         degree, quality = progression[bar % len(progression)]
         start = bar * 4 * beat
         root = key_root + degree
@@ -171,6 +159,25 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
         _melody(music, start, beat, key_root + 12, style.minor, mel_rng)
         if style.drums > 0:
             _drum_bar(drums, duck, start, beat, style, drum_rng)
+
+    bar_started = time.perf_counter()
+    render_bar(0)  # timed: it prices the rest
+    bar_sec = time.perf_counter() - bar_started
+    compose_sec = bar_started - started
+    # Larger arrays fall out of cache: the mastering grows faster than the one FFT that priced it.
+    master_sec = 1.1 * fft_pair_sec * sum(MASTER_COST.values()) * (n / 2_880_000) ** 0.3
+
+    def replan(bar_sec: float) -> None:
+        progress.plan([("compose", compose_sec), ("bars", bar_sec * bars), ("master", master_sec)])
+
+    replan(bar_sec)
+    progress.update("compose", 1, 1)
+    progress.update("bars", 1, bars)
+    bars_started = bar_started
+    for bar in range(1, bars):
+        cancel.check(bar, bars)
+        replan((time.perf_counter() - bars_started) / bar)
+        render_bar(bar)
         progress.update("bars", bar + 1, bars)
 
     stereo = _master(music, bass, drums, duck, crackle, style, noise_seed, progress, cancel, bars)
@@ -184,11 +191,7 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
 
 # Cost of each mastering stage in units of one full-length FFT pair (the hiss), measured
 # with bench/bench_procedural.py; the ratios hold across track lengths and machine load.
-MASTER_COST = {"reverb": 2.4, "mix": 0.5, "rain": 3.0, "lowpass": 2.0, "level": 0.15}
-
-
-def _master_stages(style: Style) -> tuple[str, ...]:
-    return ("reverb", "mix", "rain", "lowpass", "level") if style.rain else ("reverb", "mix", "lowpass", "level")
+MASTER_COST = {"spectra": 1.5, "left": 1.7, "right": 1.8, "level": 1.0}
 
 
 def _fit_bars(duration_sec: float, bpm: float) -> tuple[int, float]:
@@ -314,12 +317,15 @@ def _duck_envelope(beat: float) -> np.ndarray:
 
 def _master(music: np.ndarray, bass: np.ndarray, drums: np.ndarray, duck: np.ndarray, crackle: np.ndarray,
             style: Style, noise_seed: int, progress: Progress, cancel: CancelToken, bars: int) -> np.ndarray:
-    """Room, mix, rain, low-pass, tape warmth and level."""
+    """Room, stereo width, rain and the low-pass in one pass over the spectrum, then tape warmth.
+
+    Everything linear happens in the frequency domain: 6 full-length FFTs in all, and the
+    result is circular, so the loop point stays seamless.
+    """
     n = music.size
     rng = np.random.Generator(np.random.PCG64(noise_seed))
     # Progress inside the phase is in thousandths of its cost, so uneven stages report honestly.
-    stages = _master_stages(style)
-    total = sum(MASTER_COST[s] for s in stages)
+    total = sum(MASTER_COST.values())
     done = 0.0
 
     def step(stage: str) -> None:
@@ -329,19 +335,22 @@ def _master(music: np.ndarray, bass: np.ndarray, drums: np.ndarray, duck: np.nda
         cancel.check(bars, bars)
 
     # float32 from here: numpy's FFT then runs in single precision, twice as fast.
-    music, bass, drums = (x.astype(np.float32) for x in (music, bass, drums))
-    keys = music * np.clip(duck, 0.5, 1.0).astype(np.float32)
-    room = _reverb(keys, rng)
-    step("reverb")
-    left = keys + 0.9 * bass + 0.85 * drums + 0.35 * room[0] + crackle
-    right = np.roll(keys, 96) + 0.9 * bass + 0.85 * drums + 0.35 * room[1] + crackle  # 2 ms Haas width
-    stereo = np.stack([left, right])
-    step("mix")
-    if style.rain:
-        stereo += _rain(n, rng)
-        step("rain")
-    stereo = _lowpass(stereo, style.cutoff_hz)
-    step("lowpass")
+    keys = (music * np.clip(duck, 0.5, 1.0)).astype(np.float32)
+    rest = (0.9 * bass + 0.85 * drums).astype(np.float32) + crackle
+    keys_f, rest_f = np.fft.rfft(keys), np.fft.rfft(rest)
+    freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE).astype(np.float32)
+    tone = _lowpass_response(freqs, style.cutoff_hz)
+    step("spectra")
+    channels = []
+    for side in ("left", "right"):
+        spectrum = keys_f * (1.0 + 0.35 * _room_response(n, rng)) + rest_f
+        if side == "right":  # the keys 2 ms later on the right: Haas width
+            spectrum += keys_f * (np.exp(-2j * np.pi * freqs * (96 / SAMPLE_RATE)) - 1.0)
+        if style.rain:
+            spectrum += _rain_spectrum(freqs, rng)
+        channels.append(np.fft.irfft(spectrum * tone, n))
+        step(side)
+    stereo = np.stack(channels)
     stereo = np.tanh(1.3 * stereo) / np.tanh(1.3)  # tape warmth: soft saturation
     peak = float(np.max(np.abs(stereo))) or 1.0
     stereo *= 0.89 / peak  # about -1 dBFS, never clipped
@@ -349,18 +358,21 @@ def _master(music: np.ndarray, bass: np.ndarray, drums: np.ndarray, duck: np.nda
     return stereo
 
 
-def _reverb(signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A small room: circular FFT convolution with decaying noise (seamless at the loop)."""
-    n = signal.size
+def _room_response(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A small room: the spectrum of 1.6 s of decaying noise (each side its own tail)."""
     ir_len = min(n, int(1.6 * SAMPLE_RATE))
-    t = np.arange(ir_len) / SAMPLE_RATE
-    spectrum = np.fft.rfft(signal)
-    out = []
-    for _ in range(2):  # decorrelated left/right tails
-        ir = np.zeros(n, dtype=np.float32)
-        ir[:ir_len] = rng.standard_normal(ir_len) * np.exp(-t * 3.2) * 0.02
-        out.append(np.fft.irfft(spectrum * np.fft.rfft(ir), n))
-    return np.stack(out)
+    t = np.arange(ir_len, dtype=np.float32) / SAMPLE_RATE
+    ir = np.zeros(n, dtype=np.float32)
+    ir[:ir_len] = rng.standard_normal(ir_len, dtype=np.float32) * np.exp(-t * 3.2) * 0.02
+    return np.fft.rfft(ir)
+
+
+def _rain_spectrum(freqs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Soft rain: white noise drawn directly as a spectrum (no FFT), shaped by a low-pass."""
+    n = 2 * (freqs.size - 1)
+    scale = 0.03 * np.sqrt(n / 2)  # the rfft of unit white noise has bins of variance n
+    noise = rng.standard_normal(freqs.size, dtype=np.float32) + 1j * rng.standard_normal(freqs.size, dtype=np.float32)
+    return noise * scale * _lowpass_response(freqs, 2500.0)
 
 
 def rng_noise_lowpassed(n: int, rng: np.random.Generator, cutoff_hz: float) -> np.ndarray:
@@ -381,16 +393,12 @@ def _vinyl(hiss: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return hiss + 0.5 * pops
 
 
-def _rain(n: int, rng: np.random.Generator) -> np.ndarray:
-    noise = rng.standard_normal((2, n), dtype=np.float32)
-    soft = _lowpass(noise, 2500.0) * 0.03
-    swell = 1.0 + 0.3 * np.sin(2 * np.pi * np.arange(n) / n * max(1, round(n / SAMPLE_RATE / 20)))
-    return soft * swell
-
-
 def _lowpass(audio: np.ndarray, cutoff_hz: float) -> np.ndarray:
     """Gentle 2nd-order-like low-pass applied in the frequency domain (circular, so loop-safe)."""
     n = audio.shape[-1]
-    freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
-    response = (1.0 / np.sqrt(1.0 + (freqs / cutoff_hz) ** 4)).astype(np.float32)
+    response = _lowpass_response(np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE), cutoff_hz)
     return np.fft.irfft(np.fft.rfft(audio, axis=-1) * response, n, axis=-1).astype(audio.dtype)
+
+
+def _lowpass_response(freqs: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    return (1.0 / np.sqrt(1.0 + (freqs / cutoff_hz) ** 4)).astype(np.float32)

@@ -86,7 +86,7 @@ def download(
     the streaming granularity (progress and cancel are checked once per chunk).
     """
     cancel = cancel or CancelToken()
-    setup = f":LofiSetup {manifest.backend}"
+    setup = f":LofiSetup {manifest.backend.replace('_', '-')}"
     with RepoLock(store.lock_path(manifest), f"{manifest.backend} ({manifest.repo_id})"):
         hub = Hub(endpoint)
         job = _Job(store, manifest, hub, retry, cancel, read_timeout, chunk_size, setup)

@@ -159,7 +159,7 @@ class ModelStore:
         Raises BACKEND_NOT_INSTALLED when setup never completed, MODEL_LOAD_FAILED naming
         the first missing or corrupt file otherwise.
         """
-        setup = f":LofiSetup {manifest.backend}"
+        setup = f":LofiSetup {manifest.backend.replace('_', '-')}"
         record = self.read_record(manifest)
         if record is None or not record.complete:
             raise BackendNotInstalled(
@@ -211,7 +211,7 @@ class ModelStore:
         if record is None or not record.complete:
             raise DownloadFailed(
                 f"the download worker finished but {manifest.backend} is not complete on disk",
-                hint=f"Run :LofiSetup {manifest.backend} again.",
+                hint=f"Run :LofiSetup {manifest.backend.replace('_', '-')} again.",
             )
         return record
 

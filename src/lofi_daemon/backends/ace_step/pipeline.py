@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
-from ...errors import InvalidParams, ModelInferenceFailed
+from ...errors import InvalidParams, JobCancelled, ModelInferenceFailed
 from .checkpoint import load_transformer
 from .lyric_tokens import encode_lyrics
 from .text_encoder import ERG_TAG_BLOCKS, TextEncoder
@@ -384,12 +384,18 @@ class AceStepPipeline:
     ) -> torch.Tensor:
         from .resample import resample_44k_to_48k
 
+        windows = [0, 1]  # decode units done / total, for a cancel that lands mid-decode
+
         def on_window(done: int, total: int) -> None:
+            windows[:] = [done, total]
             report("decode", done, total)
 
         report("decode", 0, 1)
-        with self._placed(self.decoder):
-            decoded = self.decoder.decode(latents, windowed=windowed, on_window=on_window, cancel=cancel)
+        try:
+            with self._placed(self.decoder):
+                decoded = self.decoder.decode(latents, windowed=windowed, on_window=on_window, cancel=cancel)
+        except JobCancelled:
+            raise JobCancelled(*windows) from None  # say where in the decode it stopped
         wav_44k = decoded["wav_44k"][0].detach().to("cpu", torch.float32)  # [2, 4096 F]
         record("mel", decoded["mel"][0])
         record("wav_44k", wav_44k)
