@@ -20,7 +20,7 @@ Examples:
     python bench/bench_ace_step.py --device cuda --dtype bfloat16 --durations 30 120 240 --warmup --repeat 3
 
 Results go to stdout as a markdown table (and ``--json PATH``); copy them into
-docs/benchmarks-ace-step.md with the machine line this script prints.
+docs/benchmarks.md (ACE-Step section) with the machine line this script prints.
 
 Memory: on CUDA ``torch.cuda.max_memory_allocated`` per stage; on the CPU the process RSS
 sampled every 2 ms by a background thread (peak minus the RSS before the stage = the

@@ -13,7 +13,7 @@ backend's own ``generation.generate`` (hooks, cancel checks, NaN checks, trimmin
 Reports decoder steps per second, the real-time factor (seconds of compute per second of
 audio; < 1 is faster than real time), each phase's cost in decoder-step units (what the
 progress plan in generation.py assumes), how far the reported percent strays from the
-true fraction of wall time, and peak memory. Prints JSON; docs/benchmarks-musicgen.md
+true fraction of wall time, and peak memory. Prints JSON; docs/benchmarks.md (MusicGen section)
 records results per machine.
 """
 

@@ -22,7 +22,7 @@ overlap by a short stretch and are crossfaded with complementary raised-cosine r
 exact windows this changes nothing measurable, and it keeps seams smooth where windows are
 not bit-identical (bf16 kernels picking different algorithms per size). Peak memory then
 depends on the window sizes, not on the track length (plus the small latent-resolution
-state and the output itself). Measured differences and timings: docs/benchmarks-ace-step.md.
+state and the output itself). Measured differences and timings: docs/benchmarks.md (ACE-Step section).
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class AudioDecoder(nn.Module):
         About 10 live tensors of the widest activation per latent frame (the DCAE's
         full-resolution stage or its attention stage's feed-forward, or the vocoder's widest
         stage) over the frames decoded at once, plus the outputs. Checked against the
-        sampled RSS of bench/bench_ace_step.py (docs/benchmarks-ace-step.md): full size, 5 s,
+        sampled RSS of bench/bench_ace_step.py (docs/benchmarks.md (ACE-Step section)): full size, 5 s,
         float32: 0.26 GB estimated vs 0.27-0.30 GB measured; tiny checkpoint, 240 s:
         1.7 GB vs 1.6 GB one-shot, 0.26 GB vs 0.20 GB windowed.
         """

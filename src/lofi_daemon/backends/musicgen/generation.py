@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 RETRY_HINT = "Retry with another seed."
 
 # Relative cost of the phases in units of one decoder step, from bench/bench_musicgen.py at
-# musicgen-small's real shape (docs/benchmarks-musicgen.md): on CPU the text encoder costs
+# musicgen-small's real shape (docs/benchmarks.md (MusicGen section)): on CPU the text encoder costs
 # 0.7-1.1 steps and EnCodec 0.013-0.029 steps per frame. CUDA and MPS are estimates until
 # measured; decoding is a few percent of a track there too, so an error moves the percent
 # by a point or two at most.
