@@ -190,12 +190,12 @@ def load_transformer(root: Path, *, device: "str | torch.device", dtype: "torch.
     with torch.device("meta"):
         model = AceStepTransformer(config)
     state = load_state_dict(weight_files(folder), dtype=dtype, device=device, skip=is_unused_transformer_key)
-    _check_keys_and_shapes(model, state, folder)
-    model.load_state_dict(state, strict=True, assign=True)
+    load_exact(model, state, f"transformer ({folder})")
     return model.to(device).eval().requires_grad_(False)
 
 
-def _check_keys_and_shapes(model: "torch.nn.Module", state: dict[str, "torch.Tensor"], folder: Path) -> None:
+def load_exact(model: "torch.nn.Module", state: dict[str, "torch.Tensor"], what: str) -> None:
+    """Load ``state`` into a meta-device ``model``: every parameter present, with its shape."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -208,12 +208,8 @@ def _check_keys_and_shapes(model: "torch.nn.Module", state: dict[str, "torch.Ten
             details.append(f"{len(unexpected)} unknown tensors (e.g. {unexpected[0]})")
         if wrong:
             k = wrong[0]
-            details.append(
-                f"{len(wrong)} tensors with the wrong shape (e.g. {k}: {tuple(state[k].shape)}, "
-                f"config says {tuple(expected[k].shape)})"
-            )
-        raise ModelLoadFailed(
-            f"the transformer weights in {folder} do not match its config.json: " + "; ".join(details),
-            hint=SETUP_HINT,
-            path=str(folder),
-        )
+            details.append(f"{len(wrong)} tensors with the wrong shape (e.g. {k}: {tuple(state[k].shape)}, "
+                           f"config says {tuple(expected[k].shape)})")
+        raise ModelLoadFailed(f"the {what} weights do not match its config.json: " + "; ".join(details),
+                              hint=SETUP_HINT, what=what)
+    model.load_state_dict(state, strict=True, assign=True)

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ModelLoadFailed
-from .vocoder import load_exact, read_component_weights
+from .checkpoint import load_exact
+from .vocoder import read_component_weights
 
 # The official pipeline's constants (MusicDCAE): latent scale/shift and the mel range.
 LATENT_SCALE = 0.1786

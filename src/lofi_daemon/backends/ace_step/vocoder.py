@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ModelLoadFailed
+from .checkpoint import load_exact
 
 
 @dataclass(frozen=True)
@@ -305,23 +306,3 @@ def _fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
-def load_exact(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """Load ``state`` into a meta-device ``model``; every parameter must be present with its shape."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
-        if unexpected:
-            details.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
-        if wrong:
-            k = wrong[0]
-            details.append(f"shape of {k} is {list(state[k].shape)}, config says {list(expected[k].shape)}")
-        raise ModelLoadFailed(
-            f"{what} weights do not match its config.json: " + "; ".join(details),
-            hint="Run :LofiSetup ace-step again to restore the official files.",
-        )
-    model.load_state_dict(state, assign=True, strict=True)
