@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from nvim_child import REPO, start_child, stop_child
+from nvim_child import REPO, fresh_plugin_copy, start_child, stop_child
 
 
 def executable(path: Path, body: str) -> Path:
@@ -26,9 +26,7 @@ def executable(path: Path, body: str) -> Path:
 
 @pytest.fixture
 def plugin_copy(tmp_path) -> Path:
-    root = tmp_path / "lofi.nvim"
-    for part in ("lua", "plugin"):
-        shutil.copytree(REPO / part, root / part)
+    root = fresh_plugin_copy(tmp_path / "lofi.nvim")
     shutil.copy(REPO / "build.lua", root / "build.lua")
     return root
 
@@ -52,9 +50,8 @@ exit 0
 
 
 @pytest.fixture
-def copy_nvim(nvim_bin, plugin_copy, tmp_path, child_env, monkeypatch):
-    monkeypatch.setattr("nvim_child.REPO", plugin_copy)
-    child = start_child(nvim_bin, tmp_path)
+def copy_nvim(nvim_bin, plugin_copy, tmp_path, child_env):
+    child = start_child(nvim_bin, tmp_path, plugin_copy)
     yield child
     stop_child(child)
 
