@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from repo_paths import REPO_ROOT, acestep_fixture_dir, shared_dir  # noqa: F401 (re-exported)
+from repo_paths import acestep_fixture_dir
 
 
 @pytest.fixture

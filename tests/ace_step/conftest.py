@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _fixture_dir() -> Path:
-    """Same location rule as tests/conftest.py (usable outside function-scoped fixtures)."""
-    shared = Path(os.environ.get("LOFI_SHARED_DIR") or REPO_ROOT.parent / "shared")
-    return shared / "fixtures" / "acestep-v1-tiny"
+from repo_paths import acestep_fixture_dir as _fixture_dir
 
 
 def _manifest_at_collection() -> dict[str, Any] | None:

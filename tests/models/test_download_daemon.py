@@ -8,7 +8,6 @@ the worker process.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import time
@@ -22,27 +21,14 @@ from lofi_daemon.errors import DownloadInProgress
 from lofi_daemon.models.lock import RepoLock
 from lofi_daemon.models.manifests import musicgen_manifest
 from lofi_daemon.models.store import ModelStore
-
-pytest.importorskip("transformers")
+from tiny_musicgen import tiny_musicgen_hub_files
 
 MODEL = "facebook/musicgen-small"
-TESTS = Path(__file__).resolve().parents[1]
-
-
-def _load_by_path(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 @pytest.fixture(scope="module")
 def tiny_musicgen_files(tmp_path_factory) -> dict[str, bytes]:
-    tiny = _load_by_path("_lofi_tiny_musicgen", TESTS / "musicgen" / "tiny_musicgen.py")
-    root = _load_by_path("_lofi_root_conftest_models", TESTS / "conftest.py")
-    tokenizer = root.acestep_fixture_dir() / "checkpoint" / "umt5-base"
-    out = tiny.build_tiny_musicgen(tmp_path_factory.mktemp("tiny-musicgen"), tokenizer)
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+    return tiny_musicgen_hub_files(tmp_path_factory.mktemp("tiny-musicgen"))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from conftest import make_backend
+from musicgen_helpers import make_backend
 from daemon_client import Daemon
 
 # One OpenMP thread: the toy model gains nothing from more, and on a shared CPU spinning

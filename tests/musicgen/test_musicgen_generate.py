@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import RecordingProgress  # tests/musicgen/conftest.py
+from musicgen_helpers import RecordingProgress
 from lofi_daemon.backends.base import CancelToken, GenerationRequest
 from lofi_daemon.errors import JobCancelled
 

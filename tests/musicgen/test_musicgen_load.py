@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import STEREO_MODEL, RecordingProgress, make_backend
+from musicgen_helpers import STEREO_MODEL, RecordingProgress, make_backend
 from lofi_daemon.backends.base import CancelToken, GenerationRequest
 from lofi_daemon.errors import BackendNotInstalled, ErrorCode, ModelInferenceFailed, ModelLoadFailed
 

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from fakehub import FakeHub, FakeRepo
 from nvim_child import DAEMON_CMD
-from repo_paths import REPO_ROOT, acestep_fixture_dir
+from tiny_musicgen import tiny_musicgen_hub_files
 
 
 @pytest.fixture(scope="module")
 def tiny_musicgen_files(tmp_path_factory) -> dict[str, bytes]:
     """A tiny random MusicGen checkpoint, as the files of a hub repo."""
-    pytest.importorskip("transformers")
-    sys.path.insert(0, str(REPO_ROOT / "tests" / "musicgen"))
-    try:
-        from tiny_musicgen import build_tiny_musicgen
-    finally:
-        sys.path.remove(str(REPO_ROOT / "tests" / "musicgen"))
-    tokenizer = acestep_fixture_dir() / "checkpoint" / "umt5-base"
-    if not (tokenizer / "tokenizer.json").is_file():
-        pytest.fail(f"tiny T5 tokenizer not found at {tokenizer} (set LOFI_SHARED_DIR)")
-    out = build_tiny_musicgen(tmp_path_factory.mktemp("musicgen"), tokenizer)
-    return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    return tiny_musicgen_hub_files(tmp_path_factory.mktemp("musicgen"))
 
 
 @pytest.fixture

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from lofi_daemon.backends.base import CancelToken
-from lofi_daemon.backends.procedural import render
 from lofi_daemon.progress import PhaseProgress
 
 
@@ -69,33 +65,3 @@ def test_percent_tracks_wall_time_when_weights_match_phase_costs():
     costs = [("text", 1, 0.5), ("steps", 27, 0.8), ("decode", 4, 2.0)]
     for true_fraction, percent in simulate(costs, [("text", 0.5), ("steps", 21.6), ("decode", 8.0)]):
         assert abs(percent - 100 * true_fraction) <= 10
-
-
-def test_the_procedural_backend_reports_within_ten_points_of_wall_time():
-    stamps: list[tuple[float, float]] = []
-
-    class Recorder:
-        inner = PhaseProgress()
-
-        def plan(self, phases):  # the backend re-plans as it measures itself
-            self.inner.plan(phases)
-
-        def update(self, phase, current, total):
-            stamps.append((time.perf_counter(), self.inner.update(phase, current, total).percent, phase, current))
-
-    # A warm process, as in a daemon that has made a track: the first big numpy allocations
-    # pay one-off page faults that a single run cannot price.
-    render("warm up", 5.0, 1, Recorder(), CancelToken())
-
-    def worst_error() -> tuple[float, str, int]:
-        stamps.clear()
-        Recorder.inner = PhaseProgress()
-        start = time.perf_counter()
-        render("lofi jazzy piano", 60.0, 3, Recorder(), CancelToken())
-        wall = time.perf_counter() - start
-        return max((abs(percent - 100 * (t - start) / wall), phase, step) for t, percent, phase, step in stamps)
-
-    # Another process taking the CPU mid-run (a shared CI box) shifts wall time in a way no
-    # estimate can see; the claim is about an undisturbed run, so one of two must hold.
-    worst = min(worst_error(), worst_error())
-    assert worst[0] <= 10, f"progress strayed {worst[0]:.1f} points from wall time at {worst[1]} {worst[2]}"

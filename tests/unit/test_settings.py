@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from lofi_daemon.settings import Preferences, Settings
 

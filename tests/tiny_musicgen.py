@@ -132,3 +132,12 @@ def install_into_store(store, manifest, source_dir: Path) -> Path:
     InstallRecord(backend=manifest.backend, repo_id=manifest.repo_id, revision=manifest.revision,
                   commit=commit, files=records, complete=True).save(store.record_path(manifest))
     return snapshot
+
+
+def tiny_musicgen_hub_files(out_dir: Path) -> dict[str, bytes]:
+    """The tiny checkpoint as the files of a hub repo (for the fake hub), with the fixture tokenizer."""
+    from repo_paths import acestep_fixture_dir
+
+    tokenizer = acestep_fixture_dir() / "checkpoint" / "umt5-base"
+    out = build_tiny_musicgen(out_dir, tokenizer)
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
