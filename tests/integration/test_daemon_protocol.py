@@ -25,15 +25,8 @@ def test_ping_answers_with_version_and_protocol(daemon):
     assert reply["result"]["version"]
 
 
-def test_ping_answers_within_a_second_of_spawn(cache_dir):
-    started = time.monotonic()
-    with Daemon.start(cache_dir) as d:
-        d.call("ping", timeout=5)
-        # generous for a loaded CI box; the benchmark records the real number
-        assert time.monotonic() - started < 3.0
-
-
 def test_start_up_imports_no_heavy_libraries(cache_dir):
+    # This is what keeps spawn-to-first-ping fast (bench/bench_daemon.py measures it: ~0.2 s).
     code = (
         "import sys, asyncio\n"
         "from lofi_daemon.app import App\n"
