@@ -50,16 +50,6 @@ def backend_info(d: Daemon, name: str) -> dict:
     return next(b for b in backends if b["name"] == name)
 
 
-def settled_status(d: Daemon, name: str, timeout: float = 5.0) -> str:
-    """The backend's status once it leaves "downloading". The daemon sends
-    download_complete from the download thread and clears "downloading" on its event loop
-    just after, so a get_backends racing the notification may still see the old state."""
-    deadline = time.monotonic() + timeout
-    while (status := backend_info(d, name)["status"]) == "downloading" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return status
-
-
 def weights_sha(files: dict[str, bytes]) -> str:
     import hashlib
 
@@ -94,7 +84,7 @@ def test_setup_through_the_daemon_reports_progress_refuses_a_second_call_and_kee
         assert {r["component"] for r in reports} == {"model", "processor"}
         assert reports[-1]["overall_percent"] == 100.0
 
-        assert settled_status(d, "musicgen") == "installed"
+        assert backend_info(d, "musicgen")["status"] == "installed"
         assert backend_info(d, "musicgen")["size_bytes"] == total
         assert d.call("download_backend", backend="musicgen")["result"] == {"started": False, "already_installed": True}
 
@@ -133,7 +123,7 @@ def test_a_daemon_killed_mid_file_continues_the_download_after_a_restart(musicge
         d.call("download_backend", backend="musicgen")
         d.wait_for("download_complete", timeout=120, backend="musicgen")
         assert musicgen_hub.range_requests(weights_sha(tiny_musicgen_files)) == [None, f"bytes={kept}-"]
-        assert settled_status(d, "musicgen") == "installed"
+        assert backend_info(d, "musicgen")["status"] == "installed"
 
 
 def test_a_failed_download_is_reported_with_a_hint_and_nothing_counts_as_installed(musicgen_hub, cache_dir):
@@ -143,7 +133,7 @@ def test_a_failed_download_is_reported_with_a_hint_and_nothing_counts_as_install
         error = d.wait_for("download_error", timeout=60, backend="musicgen")
         assert error["code"] == "DOWNLOAD_FAILED"
         assert error["hint"]
-        assert settled_status(d, "musicgen") == "not_installed"
+        assert backend_info(d, "musicgen")["status"] == "not_installed"
 
 
 def test_after_setup_the_model_loads_and_generates_with_the_hub_stopped(musicgen_hub, cache_dir):
