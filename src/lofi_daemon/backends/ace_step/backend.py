@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 ENV_DIR = "LOFI_ACESTEP_DIR"
 PREFS_DIR_KEY = "ace_step_dir"
+PREFS_COMPILE_KEY = "ace_step_compile"  # true: torch.compile the transformer (CUDA only by default)
 MIN_DURATION_SEC = 5.0
 MAX_DURATION_SEC = 240.0
 SAMPLE_RATE = 48_000
@@ -183,6 +184,11 @@ class AceStepBackend(Backend):
     def loaded(self) -> bool:
         return self._pipeline is not None
 
+    def _wants_compile(self, device: str) -> bool:
+        """Config ``ace_step_compile``: true compiles on CUDA, "always" on any device."""
+        wanted = self._settings.prefs.extra.get(PREFS_COMPILE_KEY, False)
+        return wanted == "always" or (wanted is True and device == "cuda")
+
     # -- load / unload -----------------------------------------------------------------
 
     def load(self, device: DevicePlan) -> None:
@@ -199,7 +205,8 @@ class AceStepBackend(Backend):
 
         try:
             pipeline = AceStepPipeline.from_checkpoint(
-                root, device=target.device, dtype=target.dtype, offload=target.low_vram)
+                root, device=target.device, dtype=target.dtype, offload=target.low_vram,
+                compile=self._wants_compile(target.device))
         except LofiError:
             raise
         except MemoryError as exc:

@@ -115,8 +115,14 @@ class AceStepPipeline:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         offload: bool = False,
+        compile: bool = False,
     ) -> "AceStepPipeline":
-        """Load the official folder layout (see ``checkpoint.py``); offline, used weights only."""
+        """Load the official folder layout (see ``checkpoint.py``); offline, used weights only.
+
+        ``compile`` wraps the transformer's denoising call in ``torch.compile`` (static shapes:
+        one compile per track length). It pays off on a GPU over many calls; the first call of
+        each length waits for the compiler (about 100 s for the tiny model on a 2-core CPU).
+        """
         from .decode import AudioDecoder
 
         root = Path(root)
@@ -124,6 +130,8 @@ class AceStepPipeline:
         transformer = load_transformer(root, device=home, dtype=dtype)
         text_encoder = TextEncoder.from_dir(root / "umt5-base", device=home, dtype=dtype)
         decoder = AudioDecoder.from_checkpoint(root, device=home, dtype=dtype)
+        if compile:
+            transformer.decode = torch.compile(transformer.decode, dynamic=False)
         return cls(transformer, text_encoder, decoder, device=device, dtype=dtype, offload=offload)
 
     # -- inputs --------------------------------------------------------------------------
