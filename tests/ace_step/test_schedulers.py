@@ -10,18 +10,6 @@ import torch
 from lofi_daemon.backends.ace_step.schedulers import SCHEDULERS, make_scheduler, rescale_omega
 from lofi_daemon.errors import InvalidParams
 
-E2E_CASES = [
-    "euler_apg",
-    "heun_apg",
-    "pingpong_apg",
-    "euler_cfg",
-    "heun_cfg",
-    "pingpong_cfg",
-    "euler_apg_ui_erg",
-    "euler_apg_instrumental_tag",
-    "pingpong_cfg_inst_tag",
-]
-
 
 def _schedule_entries(golden):
     """(scheduler, steps) for every entry of unit_schedules in the manifest."""
@@ -52,8 +40,8 @@ def test_heun_makes_two_n_minus_one_model_calls():
         assert len(scheduler.sigmas) == 2 * steps
 
 
-@pytest.mark.parametrize("case", E2E_CASES)
-def test_stepping_with_the_recorded_velocities_reproduces_the_official_latents(golden, case):
+def test_stepping_with_the_recorded_velocities_reproduces_the_official_latents(golden, e2e_case):
+    case = e2e_case  # every case in the manifest (conftest parametrizes)
     """Seed -> initial noise -> every scheduler step, chained on our own latents.
 
     The velocities are the official model outputs of that case, so this isolates the
