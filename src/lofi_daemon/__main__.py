@@ -55,13 +55,17 @@ async def serve(settings: Settings, reader: BinaryIO, writer: BinaryIO) -> int:
     serving = asyncio.ensure_future(server.serve())
     shutdown = asyncio.ensure_future(app.shutdown_requested.wait())
     await asyncio.wait({serving, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if serving.done() and not serving.cancelled() and serving.exception() is not None:
+        log.error("the server stopped on an error", exc_info=serving.exception())
+        code = 1
     server.stop()
     await app.close()  # cancels the running job; its terminal notification still goes out
     await asyncio.sleep(0)  # let queued notifications reach the client
     for task in (serving, shutdown):
         task.cancel()
     log.info("daemon stopped")
-    return 0
+    return code
 
 
 def main() -> None:

@@ -165,9 +165,6 @@ class JobQueue:
             total += eta if eta is not None else self._estimate(self._current)
         return total + sum(self._estimate(job) for job in self._waiting)
 
-    def is_busy(self) -> bool:
-        return self._current is not None or bool(self._waiting)
-
     async def shutdown(self, timeout: float = 10.0) -> None:
         """Refuse new jobs, drop the waiting ones, cancel the running one and wait for it."""
         self._closed = True
@@ -201,24 +198,24 @@ class JobQueue:
                 emit=lambda payload: loop.call_soon_threadsafe(self._notify, "generation_progress", payload),
                 clock=self._clock,
             )
-            self._notify("generation_started", {"track_id": job.track_id, "backend": job.backend,
+            self._tell("generation_started", {"track_id": job.track_id, "backend": job.backend,
                                                 "seed": job.request.seed})
             started = self._clock()
             try:
                 result = await loop.run_in_executor(self._executor, self._runner, job, progress)
             except JobCancelled as exc:
                 job.state = "cancelled"
-                self._notify("generation_cancelled", {"track_id": job.track_id, "at_step": exc.at_step,
+                self._tell("generation_cancelled", {"track_id": job.track_id, "at_step": exc.at_step,
                                                       "total_steps": exc.total_steps})
             except LofiError as exc:
                 job.state = "error"
                 log.warning("job %s failed: %s", job.track_id, exc.message)
-                self._notify("generation_error", {"track_id": job.track_id, "code": exc.code.name,
+                self._tell("generation_error", {"track_id": job.track_id, "code": exc.code.name,
                                                   "message": exc.message, "hint": exc.hint})
             except Exception as exc:  # a crash inside a job must never kill the daemon
                 job.state = "error"
                 log.error("job %s crashed:\n%s", job.track_id, traceback.format_exc())
-                self._notify("generation_error", {
+                self._tell("generation_error", {
                     "track_id": job.track_id, "code": ErrorCode.MODEL_INFERENCE_FAILED.name,
                     "message": f"generation failed: {type(exc).__name__}: {exc}",
                     "hint": "Retry with another seed; if it keeps failing, see the daemon log.",
@@ -226,10 +223,17 @@ class JobQueue:
             else:
                 job.state = "complete"
                 self._learn(job, self._clock() - started)
-                self._notify("generation_complete", result)
+                self._tell("generation_complete", result)
             finally:
                 self._remember(job)
                 self._current = None
+
+    def _tell(self, method: str, params: dict[str, Any]) -> None:
+        """Notify without letting a client-side failure stop the worker."""
+        try:
+            self._notify(method, params)
+        except Exception:
+            log.exception("could not send %s", method)
 
     def _remember(self, job: Job) -> None:
         self._finished[job.track_id] = job.state

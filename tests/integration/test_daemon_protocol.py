@@ -24,10 +24,15 @@ def test_ping_answers_with_version_and_protocol(daemon):
     assert reply["result"]["version"]
 
 
-def test_start_up_imports_no_heavy_libraries(cache_dir):
+@pytest.mark.parametrize("preferred", ["procedural", "musicgen", "ace_step"])
+def test_start_up_imports_no_heavy_libraries(cache_dir, preferred):
     # This is what keeps spawn-to-first-ping fast (bench/bench_daemon.py measures it: ~0.2 s).
+    config = cache_dir.parent / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.json").write_text(json.dumps({"default_backend": preferred}))
     code = (
         "import sys, asyncio\n"
+        "import lofi_daemon.__main__\n"
         "from lofi_daemon.app import App\n"
         "from lofi_daemon.settings import Settings\n"
         "from lofi_daemon.rpc import params as P\n"
@@ -72,6 +77,9 @@ HOSTILE_LINES = [
     b'{"jsonrpc":"2.0","id":18,"method":"generate","params":{"prompt":"x","duration_sec":1e308}}',
     b'{"jsonrpc":"2.0","id":19,"method":"set_backend","params":{"backend":"nope"}}',
     b'{"jsonrpc":"2.0","id":20,"method":"delete_track","params":{"track_id":"nope"}}',
+    b"[" * 200_000,  # nesting deep enough to exhaust the JSON parser's recursion
+    b'{"jsonrpc":"2.0","id":1e400,"method":"ping"}',  # an id that parses as inf
+    b'{"jsonrpc":"2.0","id":21,"method":"generate","params":{"prompt":"x","duration_sec":1e400}}',
 ]
 
 
@@ -102,7 +110,9 @@ def test_hostile_input_gets_error_replies_and_the_daemon_reads_on(daemon):
     assert codes[19] == -32005  # INVALID_BACKEND
     assert codes[20] == -32006
     parse_errors = [m for m in errors if m["error"]["code"] == -32700]
-    assert len(parse_errors) >= 5  # garbage, "{", truncated, invalid UTF-8 (x2), NaN
+    assert len(parse_errors) >= 6  # garbage, "{", truncated, invalid UTF-8 (x2), NaN, deep nesting
+    assert codes[21] == -32004  # an infinite duration is out of range
+    assert any(m.get("id") is None and m["error"]["code"] == -32600 for m in errors)  # the inf id
 
 
 def test_unknown_field_names_the_field(daemon):

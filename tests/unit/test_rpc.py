@@ -109,3 +109,14 @@ def test_batches_reply_in_a_list_without_notifications():
 def test_ids_must_be_strings_numbers_or_null():
     assert handle({"jsonrpc": "2.0", "id": True, "method": "echo"})["error"]["code"] == -32600
     assert handle({"jsonrpc": "2.0", "id": [1], "method": "echo"})["error"]["code"] == -32600
+
+
+def test_a_reply_that_cannot_be_encoded_becomes_an_internal_error_not_a_crash():
+    import io
+
+    from lofi_daemon.rpc.server import Server
+
+    out = io.BytesIO()
+    Server(Dispatcher(), io.BytesIO(), out).send({"jsonrpc": "2.0", "id": 7, "result": {"x": float("nan")}})
+    reply = json.loads(out.getvalue())
+    assert reply["id"] == 7 and reply["error"]["code"] == -32603

@@ -7,6 +7,7 @@ reply list, without entries for notifications; an empty batch is an invalid requ
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Awaitable, Callable
 
 from ..errors import ErrorCode, LofiError
@@ -77,4 +78,6 @@ class Dispatcher:
 
 
 def _valid_id(value: Any) -> bool:
-    return value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool))
+    if isinstance(value, float):
+        return math.isfinite(value)  # 1e400 parses as inf, which no reply could carry back
+    return value is None or (isinstance(value, (str, int)) and not isinstance(value, bool))

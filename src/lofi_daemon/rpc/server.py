@@ -31,7 +31,13 @@ class Server:
 
     # ----- output ----------------------------------------------------------------------------
     def send(self, message: dict[str, Any] | list[dict[str, Any]]) -> None:
-        data = framing.encode(message)
+        try:
+            data = framing.encode(message)
+        except (ValueError, TypeError) as exc:  # e.g. NaN in a payload: answer, never die
+            log.error("cannot encode a message (%s): %.200r", exc, message)
+            req_id = message.get("id") if isinstance(message, dict) else None
+            data = framing.encode(protocol_error(req_id if _encodable(req_id) else None, ErrorCode.INTERNAL_ERROR,
+                                                 "internal error: the reply could not be encoded"))
         with self._write_lock:
             try:
                 self._writer.write(data)
@@ -93,10 +99,22 @@ class Server:
             return  # blank lines are keep-alives, not errors
         try:
             message = framing.decode(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             log.warning("unparseable line (%d bytes): %s", len(line), exc)
-            self.send(protocol_error(None, ErrorCode.PARSE_ERROR, f"parse error: {exc}"))
+            self.send(protocol_error(None, ErrorCode.PARSE_ERROR, f"parse error: {type(exc).__name__}: {exc}"))
             return
-        reply = await self._dispatcher.handle(message)
+        try:
+            reply = await self._dispatcher.handle(message)
+        except Exception:  # the dispatcher answers errors itself; this is the last guard
+            log.exception("unexpected failure handling a message")
+            reply = protocol_error(None, ErrorCode.INTERNAL_ERROR, "internal error: see the daemon log")
         if reply is not None:
             self.send(reply)
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        framing.encode({"id": value})
+        return True
+    except (ValueError, TypeError):
+        return False
