@@ -83,10 +83,14 @@ function H.probe(python)
     env[k] = tostring(v)
   end
   local ok, result = pcall(function()
-    return vim.system({ python, "-c", H.PROBE }, { text = true, env = next(env) and env or nil }):wait(120000)
+    -- Importing torch cold can take a while, but :checkhealth must not hang for minutes.
+    return vim.system({ python, "-c", H.PROBE }, { text = true, env = next(env) and env or nil }):wait(30000)
   end)
   if not ok then
     return nil, tostring(result)
+  end
+  if result.code == 124 then
+    return nil, "the Python probe did not finish within 30 s"
   end
   if result.code ~= 0 then
     return nil, vim.trim(result.stderr or "")

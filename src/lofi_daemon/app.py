@@ -20,8 +20,8 @@ from .backends.base import GenerationRequest
 from .backends.registry import BackendRegistry
 from .device import release_memory
 from .backends.base import CancelToken
-from .errors import (BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration, JobCancelled,
-                     LofiError, ModelInferenceFailed)
+from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
+                     JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
 from .jobs import Job, JobProgress, JobQueue
 from .models.store import ModelStore
 from .rpc import params as P
@@ -67,7 +67,11 @@ class App:
         for _thread, token in self._downloads.values():
             token.cancel()
         await self.jobs.shutdown()
-        await asyncio.get_running_loop().run_in_executor(self._worker, self.registry.unload_all)
+        unload = asyncio.get_running_loop().run_in_executor(self._worker, self.registry.unload_all)
+        try:  # behind a job that ignored its cancel, this would wait for ever
+            await asyncio.wait_for(unload, timeout=10)
+        except asyncio.TimeoutError:
+            log.warning("the worker is still busy; exiting without unloading the model")
         self._worker.shutdown(wait=False, cancel_futures=True)
 
     def _notify_threadsafe(self, method: str, params: dict[str, Any]) -> None:
@@ -132,7 +136,12 @@ class App:
                 "position": position, "seed": seed, "backend": name}
 
     async def cancel(self, p: P.TrackParams) -> dict[str, bool]:
-        return self.jobs.cancel(p.track_id)
+        try:
+            return self.jobs.cancel(p.track_id)
+        except TrackNotFound:
+            self.library.get(p.track_id)  # TRACK_NOT_FOUND unless it is a finished track
+            raise AlreadyComplete(f"track {p.track_id} is already complete", track_id=p.track_id,
+                                  state="complete") from None
 
     async def get_status(self, _: P.NoParams) -> dict[str, Any]:
         return {**self.jobs.status(), "backend": self.registry.default,
@@ -156,18 +165,18 @@ class App:
             log.warning("could not persist the default backend: %s", exc)
         if previous != name:
             # Free the old model in the worker, after any job that is still using it.
-            asyncio.get_running_loop().run_in_executor(self._worker, self.registry.unload_all, name)
+            unload = asyncio.get_running_loop().run_in_executor(self._worker, self.registry.unload_all, name)
+            unload.add_done_callback(_log_failure("unloading the previous backend"))
         return {"backend": name, "previous": previous}
 
     async def download_backend(self, p: P.BackendParams) -> dict[str, Any]:
         name = self.registry.canonical(p.backend)
-        from .models.manifests import manifest_for  # lazy: nothing hub-related at start-up
-
-        manifest = manifest_for(name, self.settings.prefs)
+        backend = self.registry.get(name)
+        manifest = getattr(backend, "manifest", None)  # what this backend will load (None: no weights)
         running = self._downloads.get(name)
         if running is not None and running[0].is_alive():
             raise DownloadInProgress(f"{name} is already downloading", backend=name)
-        if manifest is None or self.store.is_installed(manifest):
+        if manifest is None or backend.is_installed():
             return {"started": False, "already_installed": True}
         self.registry.set_transient(name, "downloading")
         token = CancelToken()
@@ -258,6 +267,14 @@ class App:
         }
         track = self.library.save(job.track_id, data, job.fmt, meta)
         return _complete_payload(track.track_id, track.path, track.meta)
+
+
+def _log_failure(what: str) -> Callable[[Any], None]:
+    def check(future: Any) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.error("%s failed", what, exc_info=future.exception())
+
+    return check
 
 
 def _complete_payload(track_id: str, path: Any, meta: dict[str, Any]) -> dict[str, Any]:

@@ -140,14 +140,14 @@ async def _tracks(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _setup(settings: Settings, args: argparse.Namespace) -> int:
     from .backends.base import CancelToken
-    from .models.manifests import manifest_for
     from .models.store import ModelStore
 
     app = App(settings, lambda *_: None)
     name = app.registry.canonical(args.backend)
-    manifest = manifest_for(name, settings.prefs)
-    if manifest is None:
-        print(f"{name} needs no download.", file=sys.stderr)
+    backend = app.registry.get(name)
+    manifest = getattr(backend, "manifest", None)
+    if manifest is None or backend.is_installed():
+        print(f"{name} is ready: nothing to download.", file=sys.stderr)
         return 0
     store: ModelStore = app.store
     bar = ProgressBar()

@@ -141,6 +141,8 @@ def test_identical_request_is_served_from_the_cache_at_once(daemon):
     assert cached_done["path"] == done["path"]
     other = daemon.call("generate", prompt="rain", duration_sec=6, seed=78)["result"]
     assert other["status"] == "generating"
+    # a finished track from the library is complete, not unknown
+    assert daemon.call("cancel", track_id=first["track_id"])["error"]["data"]["error_code"] == "ALREADY_COMPLETE"
 
 
 def test_formats_flac_and_ogg_are_written(daemon):

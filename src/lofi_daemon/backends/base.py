@@ -158,6 +158,8 @@ class Backend(ABC):
     name: str = ""
     #: What tracks record so a cache hit means the same model made them.
     model_version: str = ""
+    #: False for backends with nothing to load or unload (no weights).
+    has_weights: bool = True
 
     @abstractmethod
     def capabilities(self) -> Capabilities: ...

@@ -91,6 +91,7 @@ def style_from_prompt(prompt: str) -> Style:
 class ProceduralBackend(Backend):
     name = "procedural"
     model_version = MODEL_VERSION
+    has_weights = False
 
     def __init__(self, settings: object = None, store: object = None) -> None:
         pass

@@ -146,7 +146,7 @@ class BackendRegistry:
 
     def unload_all(self, except_: str | None = None) -> None:
         for key, backend in list(self._instances.items()):
-            if key != except_ and backend.loaded:
+            if key != except_ and backend.has_weights and backend.loaded:
                 log.info("unloading %s", key)
                 backend.unload()
                 self._on_status(key, self.status(key))
