@@ -1,7 +1,7 @@
 """Every error the daemon can report, in one table.
 
     LofiError                 base: carries an ErrorCode, a message and ``data`` (with a hint)
-    ├── ProtocolError         JSON-RPC protocol faults (-32700 .. -32603)
+    ├── InvalidParams         INVALID_PARAMS (protocol faults use LofiError with their code)
     ├── BackendNotInstalled   BACKEND_NOT_INSTALLED
     ├── ...                   one thin subclass per domain code where callers raise it often
     └── JobCancelled          CANCELLED, raised inside a backend to unwind a cancelled job
@@ -97,7 +97,6 @@ def _error_class(name: str, error_code: ErrorCode) -> type[LofiError]:
     return type(name, (LofiError,), {"code": error_code, "__doc__": error_code.name})
 
 
-ProtocolError = _error_class("ProtocolError", ErrorCode.INVALID_REQUEST)
 InvalidParams = _error_class("InvalidParams", ErrorCode.INVALID_PARAMS)
 BackendNotInstalled = _error_class("BackendNotInstalled", ErrorCode.BACKEND_NOT_INSTALLED)
 BackendLoading = _error_class("BackendLoading", ErrorCode.BACKEND_LOADING)

@@ -9,11 +9,10 @@ import pytest
 from fakehub import FakeRepo
 from model_helpers import FAST_RETRY
 
-from lofi_daemon.errors import InvalidBackend, InvalidParams
+from lofi_daemon.errors import InvalidParams
 from lofi_daemon.models.manifest import ModelManifest, is_commit_hash
-from lofi_daemon.models.manifests import ACE_STEP, MUSICGEN_REVISIONS, manifest_for, musicgen_manifest
+from lofi_daemon.models.manifests import ACE_STEP, MUSICGEN_REVISIONS, musicgen_manifest
 from lofi_daemon.models.store import ModelStore
-from lofi_daemon.settings import Preferences
 
 
 def test_ace_step_manifest_names_the_folders_the_official_loader_reads(acestep_fixture: Path):
@@ -59,17 +58,6 @@ def test_an_unknown_musicgen_model_is_refused_with_the_choices():
     with pytest.raises(InvalidParams) as err:
         musicgen_manifest("facebook/musicgen-huge")
     assert "facebook/musicgen-small" in err.value.hint
-
-
-def test_manifest_for_maps_backend_names_and_preferences():
-    assert manifest_for("procedural") is None
-    assert manifest_for("ace_step") is ACE_STEP
-    assert manifest_for("ace-step") is ACE_STEP
-    assert manifest_for("musicgen").repo_id == "facebook/musicgen-small"  # type: ignore[union-attr]
-    prefs = Preferences(musicgen_model="facebook/musicgen-stereo-medium")
-    assert manifest_for("musicgen", prefs).repo_id == "facebook/musicgen-stereo-medium"  # type: ignore[union-attr]
-    with pytest.raises(InvalidBackend):
-        manifest_for("jukebox")
 
 
 @pytest.mark.parametrize("manifest", [ACE_STEP, musicgen_manifest("facebook/musicgen-large")])

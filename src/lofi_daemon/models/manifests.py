@@ -15,9 +15,7 @@ Sources for the pinned facts are listed in docs/models.md. In short:
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..errors import InvalidBackend, InvalidParams
+from ..errors import InvalidParams
 from .manifest import Component, FileSpec, ModelManifest
 
 ACE_STEP_REPO = "ACE-Step/ACE-Step-v1-3.5B"
@@ -123,21 +121,4 @@ def musicgen_manifest(model_id: str = DEFAULT_MUSICGEN_MODEL) -> ModelManifest:
                 optional=("special_tokens_map.json", "spiece.model", "tokenizer.json"),
             ),
         ),
-    )
-
-
-def manifest_for(backend_name: str, prefs: Any = None) -> ModelManifest | None:
-    """The manifest for a backend name, or None for backends without weights."""
-    name = backend_name.replace("-", "_")
-    if name == "procedural":
-        return None
-    if name == "ace_step":
-        return ACE_STEP
-    if name == "musicgen":
-        model_id = getattr(prefs, "musicgen_model", None) or DEFAULT_MUSICGEN_MODEL
-        return musicgen_manifest(model_id)
-    raise InvalidBackend(
-        f"unknown backend {backend_name!r}",
-        hint="Use one of: procedural, musicgen, ace_step.",
-        available=["procedural", "musicgen", "ace_step"],
     )

@@ -156,9 +156,6 @@ class AudioDecoder(nn.Module):
     def sample_rate(self) -> int:
         return self.vocoder.sample_rate
 
-    def weight_bytes(self) -> int:
-        return sum(p.numel() * p.element_size() for p in self.parameters())
-
     def will_window(self, frames: int, windowed: bool | None = None) -> bool:
         return frames > self.plan.auto_above_frames if windowed is None else bool(windowed)
 

@@ -122,7 +122,8 @@ def resample_sinc_hann(wav: "torch.Tensor", orig_rate: int = SOURCE_RATE, new_ra
 
 def _resample_soxr(wav: Any, orig_rate: int, new_rate: int) -> Any:
     import numpy as np
-    import soxr
+
+    from ...audio import resample  # the project's one soxr call
 
     is_numpy = isinstance(wav, np.ndarray)
     if is_numpy:
@@ -130,13 +131,12 @@ def _resample_soxr(wav: Any, orig_rate: int, new_rate: int) -> Any:
     else:
         array = wav.detach().to("cpu").float().numpy()
     shape = array.shape
-    frames = array.reshape(-1, shape[-1]).T  # soxr wants [samples, channels]
-    out = soxr.resample(np.ascontiguousarray(frames), orig_rate, new_rate, quality="VHQ")
+    out = resample(array.reshape(-1, shape[-1]), orig_rate, new_rate)  # [channels, samples]
     # soxr rounds the length; pad/trim to ceil() so both methods agree on the track length.
     target = output_length(shape[-1], orig_rate, new_rate)
-    if out.shape[0] < target:
-        out = np.concatenate([out, np.zeros((target - out.shape[0], out.shape[1]), dtype=out.dtype)])
-    out = np.ascontiguousarray(out[:target].T.reshape(*shape[:-1], target), dtype=np.float32)
+    if out.shape[-1] < target:
+        out = np.pad(out, ((0, 0), (0, target - out.shape[-1])))
+    out = np.ascontiguousarray(out[:, :target].reshape(*shape[:-1], target), dtype=np.float32)
     if is_numpy:
         return out
     import torch

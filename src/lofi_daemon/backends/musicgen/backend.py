@@ -19,7 +19,8 @@ from ...errors import LofiError, ModelLoadFailed
 from ..base import Backend, CancelToken, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
 from .checkpoint import CorruptCheckpoint, runtime_bytes, summarize_safetensors, weight_files
 from .lengths import TokenGrid
-from .variants import choose_model, manifest_for
+from ...models.manifests import musicgen_manifest
+from .variants import choose_model
 
 if TYPE_CHECKING:
     from ...models.store import ModelStore
@@ -51,7 +52,7 @@ class MusicgenBackend(Backend):
         self._settings = settings
         self._store = store
         self.model_id = choose_model(settings.prefs.musicgen_model)
-        self.manifest = manifest_for(self.model_id)
+        self.manifest = musicgen_manifest(self.model_id)
         self._session: MusicgenSession | None = None
 
     @property

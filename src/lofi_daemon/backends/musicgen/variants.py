@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from ...models.manifest import ModelManifest
-from ...models.manifests import DEFAULT_MUSICGEN_MODEL, MUSICGEN_REVISIONS, musicgen_manifest
+from ...models.manifests import DEFAULT_MUSICGEN_MODEL, MUSICGEN_REVISIONS
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +27,3 @@ def choose_model(configured: str | None) -> str:
         return DEFAULT_MUSICGEN_MODEL
     return configured
 
-
-def manifest_for(model_id: str) -> ModelManifest:
-    return musicgen_manifest(model_id)
