@@ -69,7 +69,9 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
 
     def notify(method: str, payload: dict[str, Any]) -> None:
         if method == "generation_progress":
-            detail = f"{payload['phase']} {payload['current_step']}/{payload['total_steps']} {_eta(payload['eta_sec'])}"
+            current, total = payload["current_step"], payload["total_steps"]
+            steps = f"{current}/{total}" if total <= 100 else f"{100 * current // max(total, 1)}%"
+            detail = f"{payload['phase']} {steps} {_eta(payload['eta_sec'])}"
             bar.show("generating", payload["percent"], detail)
         elif method == "backend_status" and payload["status"] == "loading":
             print(f"loading {payload['backend']} ...", file=sys.stderr)
