@@ -33,6 +33,7 @@ import hashlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -222,6 +223,12 @@ class _Server(ThreadingHTTPServer):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+
+    def handle_error(self, request, client_address):  # type: ignore[no-untyped-def]
+        # Connections cut on purpose (failure knobs, stop()) are expected: no traceback spam.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
     def process_request(self, request, client_address):  # type: ignore[no-untyped-def]
         with self._conns_lock:
