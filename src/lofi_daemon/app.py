@@ -18,7 +18,7 @@ from typing import Any, Callable
 from . import PROTOCOL_VERSION, __version__, audio
 from .backends.base import GenerationRequest
 from .backends.registry import BackendRegistry
-from .device import release_memory
+from .device import empty_cache
 from .backends.base import CancelToken
 from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
                      JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
@@ -235,10 +235,10 @@ class App:
         try:
             result = backend.generate(job.request, progress, job.cancel)
         except LofiError:
-            release_memory()  # a cancelled job's activations go back before the next job starts
+            empty_cache()  # a cancelled job's activations go back before the next job starts
             raise
         except Exception as exc:
-            release_memory()
+            empty_cache()
             raise ModelInferenceFailed(f"{job.backend} failed: {type(exc).__name__}: {exc}",
                                        hint="Retry with another seed; see the daemon log if it repeats.") from exc
         import numpy as np

@@ -135,28 +135,20 @@ def generator(seed: int, device: str) -> "torch.Generator":
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
-def empty_cache(device: str) -> None:
-    import gc
+def empty_cache(device: str | None = None) -> None:
+    """Drop dead tensors and hand cached accelerator memory back (``None``: every device).
 
-    gc.collect()
-    import torch
-
-    if device == "cuda" and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    elif device == "mps" and hasattr(torch, "mps"):
-        torch.mps.empty_cache()
-
-
-def release_memory() -> None:
-    """After a cancelled or failed job: drop its tensors and hand cached accelerator memory back."""
+    Used after unload and after a cancelled or failed job; never imports torch just to clean up.
+    """
     import gc
     import sys
 
     gc.collect()
-    torch = sys.modules.get("torch")  # never import torch just to clean up
+    torch = sys.modules.get("torch")
     if torch is None:
         return
-    if torch.cuda.is_available():
+    if device in (None, "cuda") and torch.cuda.is_available():
         torch.cuda.empty_cache()
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if device in (None, "mps") and getattr(torch.backends, "mps", None) is not None \
+            and torch.backends.mps.is_available():
         torch.mps.empty_cache()
