@@ -178,7 +178,9 @@ function M.start(opts)
     end,
   })
   H.proc, H.client = proc, client
-  H.ensure_cleanup()
+  require("lofi.exit").on_leave("daemon", "lofi: shut the daemon down", function()
+    M.stop()
+  end)
   client:request("ping", nil, function(ping_err, result)
     if ping_err or serial ~= H.serial then
       return
@@ -271,20 +273,6 @@ function M.stop(timeout_ms)
   if H.proc == proc then
     H.proc, H.client = nil, nil
   end
-end
-
-function H.ensure_cleanup()
-  if H.cleanup then
-    return
-  end
-  H.cleanup = true
-  vim.api.nvim_create_autocmd("VimLeavePre", {
-    group = vim.api.nvim_create_augroup("lofi.daemon", { clear = true }),
-    callback = function()
-      M.stop()
-    end,
-    desc = "lofi: shut the daemon down",
-  })
 end
 
 return M

@@ -86,7 +86,9 @@ function M.play(path)
     return false, errors.new("SPAWN_FAILED", "cannot start player " .. argv[1] .. ": " .. tostring(proc), errors.client_codes.NO_PLAYER.hint)
   end
   H.proc, H.path = proc, path
-  H.ensure_cleanup()
+  require("lofi.exit").on_leave("player", "lofi: stop the audio player", function()
+    M.stop()
+  end)
   return true
 end
 
@@ -104,20 +106,6 @@ end
 ---@return string|nil path of what plays now
 function M.now_playing()
   return H.proc and H.path or nil
-end
-
-function H.ensure_cleanup()
-  if H.cleanup then
-    return
-  end
-  H.cleanup = true
-  vim.api.nvim_create_autocmd("VimLeavePre", {
-    group = vim.api.nvim_create_augroup("lofi.player", { clear = true }),
-    callback = function()
-      M.stop()
-    end,
-    desc = "lofi: stop the audio player",
-  })
 end
 
 return M
