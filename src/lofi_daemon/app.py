@@ -24,6 +24,7 @@ from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, E
                      JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
 from .jobs import Job, JobProgress, JobQueue
 from .models.store import ModelStore
+from .playback.methods import PlaybackService
 from .rpc import params as P
 from .rpc.dispatch import Dispatcher
 from .settings import Settings
@@ -48,10 +49,14 @@ class App:
         self._new_id = id_factory
         self.store = store or ModelStore(settings.models_dir)
         self.library = TrackLibrary(settings.tracks_dir)
+        self.playback = PlaybackService(settings, self.library, notify)
+        self._notify = notify = self.playback.observe(notify)  # the radio hears job events
         self.registry = registry or BackendRegistry(settings, self.store, on_status=self._backend_status)
         # One worker thread does every model load, generation and file write, in order.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
         self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
+        self.playback.bind(submit=lambda request: self.generate(P.parse(P.GenerateParams, request)),
+                           cancel=self.jobs.cancel)
         self._downloads: dict[str, tuple[threading.Thread, CancelToken]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -64,6 +69,7 @@ class App:
         self.jobs.start()
 
     async def close(self) -> None:
+        await self.playback.close()
         for _thread, token in self._downloads.values():
             token.cancel()
         await self.jobs.shutdown()
@@ -96,6 +102,7 @@ class App:
         d.register("list_tracks", P.ListTracksParams, self.list_tracks)
         d.register("delete_track", P.TrackParams, self.delete_track)
         d.register("shutdown", P.NoParams, self.shutdown)
+        self.playback.register(d)
         return d
 
     async def ping(self, _: P.NoParams) -> dict[str, Any]:
