@@ -41,7 +41,10 @@ class PlaybackEngine:
         self.extra_state: Callable[[], dict[str, Any]] = lambda: {"radio": False, "next": None}
         self.last_error: dict[str, Any] | None = None
         self.first_sample_at: float | None = None
+        self.last_command: dict[str, Any] | None = None  # {cmd, id, received_frame, applied_frame}
         self._volume = 100
+        self._next_id = 0
+        self._published: dict[str, Any] | None = None
         self._loop_on = True
         self._crossfade: float | None = None
 
@@ -87,6 +90,8 @@ class PlaybackEngine:
 
     def send(self, cmd: dict[str, Any]) -> None:
         """Send a command, starting (or restarting) the worker when needed."""
+        self._next_id += 1
+        cmd = {**cmd, "id": self._next_id}  # echoed in the worker's "applied" event
         if cmd["cmd"] == "volume":
             self._volume = cmd["volume"]
         elif cmd["cmd"] == "loop":
@@ -148,6 +153,8 @@ class PlaybackEngine:
         elif kind == "track_error":
             self._notify("playback_error", {"code": "PLAYBACK_FAILED", "sink": None, "stderr": "",
                                             "hint": "The file is not playable audio; generate it again.", **event})
+        elif kind == "applied":
+            self.last_command = event
         elif kind == "first_sample":
             self.first_sample_at = event.get("t")
         for listener in list(self.listeners):
@@ -188,4 +195,7 @@ class PlaybackEngine:
         }
 
     def publish(self) -> None:
-        self._notify("playback_state", self.state())
+        state = self.state()
+        if state != self._published:  # the same state twice in a row says nothing new
+            self._published = state
+            self._notify("playback_state", state)

@@ -197,7 +197,8 @@ class PlaybackService:
         return {"loop": p.on}
 
     async def get_playback(self, _: P.NoParams) -> dict[str, Any]:
-        return {**self.engine.state(), "sink_spec": self.engine.sink_spec, "last_error": self.engine.last_error}
+        return {**self.engine.state(), "sink_spec": self.engine.sink_spec, "last_error": self.engine.last_error,
+                "last_command": self.engine.last_command, "first_sample_at": self.engine.first_sample_at}
 
     async def radio_start(self, p: P.RadioStartParams) -> dict[str, Any]:
         self._refuse_remote()

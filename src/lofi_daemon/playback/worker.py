@@ -72,6 +72,7 @@ class Worker:
         self._wake = threading.Event()
         self._quit = False
         self.frames_sent = 0  # frames the current sink has received
+        self._sink_frame0 = 0  # the mixer's frame count when the current sink got its first frame
         self._t0: float | None = None
         self._first_sample_pending = False
         self.underruns = 0
@@ -169,7 +170,9 @@ class Worker:
         elif name != "state":
             self.emit("command_error", message=f"unknown command {name!r}")
             return
-        self.emit("applied", cmd=name, id=cmd.get("id"), received_frame=received, applied_frame=m.frames_out)
+        # In the sink's own frame count: what it had received, and where the change starts.
+        self.emit("applied", cmd=name, id=cmd.get("id"), received_frame=received,
+                  applied_frame=m.frames_out - self._sink_frame0)
         self.emit_events()
         self.emit("state", **self.snapshot())
 
@@ -195,6 +198,7 @@ class Worker:
                 continue
             self.sink = sink
             self.frames_sent = 0
+            self._sink_frame0 = self.mixer.frames_out
             self._t0 = None
             self._first_sample_pending = True
             return True
@@ -215,8 +219,8 @@ class Worker:
         self.mixer.stop()
         self.mixer.outgoing.clear()
         self.mixer.drain_events()
+        self.emit("state", **self.snapshot())  # stopped first: whoever hears the error sees it
         self.emit("sink_error", **failure.to_dict(), tried=[e.sink for e in errors])
-        self.emit("state", **self.snapshot())
 
     def _close_sink(self) -> None:
         sink, self.sink = self.sink, None
@@ -258,6 +262,7 @@ class Worker:
                 continue
             self.sink = sink
             self.frames_sent = block.shape[0]
+            self._sink_frame0 = self.mixer.frames_out - block.shape[0]
             self._t0 = None
             return
         self._sink_error(errors)
