@@ -25,6 +25,7 @@ from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, E
 from .jobs import Job, JobProgress, JobQueue
 from .models.store import ModelStore
 from .playback.methods import PlaybackService
+from .playback.priority import yield_to_playback
 from .rpc import params as P
 from .rpc.dispatch import Dispatcher
 from .settings import Settings
@@ -236,6 +237,7 @@ class App:
 
     # ----- the job itself (worker thread) ----------------------------------------------------
     def _run_job(self, job: Job, progress: JobProgress) -> dict[str, Any]:
+        yield_to_playback()  # this thread and the torch threads it starts: below the mixer
         started = time.perf_counter()
         backend = self.registry.ensure_loaded(job.backend, self.settings.device_plan)
         job.cancel.check()

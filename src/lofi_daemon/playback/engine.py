@@ -48,6 +48,11 @@ class PlaybackEngine:
         self._loop_on = True
         self._crossfade: float | None = None
 
+    @property
+    def worker_pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
     # ----- the worker process ----------------------------------------------------------------
     def _spawn(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -87,6 +92,11 @@ class PlaybackEngine:
                 return True
             except (BrokenPipeError, OSError, ValueError):
                 return False
+
+    def prewarm(self) -> None:
+        """Start the worker now (it imports numpy and soundfile), so a later play is quick."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._spawn()
 
     def send(self, cmd: dict[str, Any]) -> None:
         """Send a command, starting (or restarting) the worker when needed."""

@@ -66,6 +66,8 @@ class PlaybackService:
         def observed(method: str, params: dict[str, Any]) -> None:
             notify(method, params)
             if method.startswith("generation_"):
+                if method == "generation_started" and not self._remote:
+                    self.engine.prewarm()  # a track is coming: the first play should not wait for the worker
                 self.radio.on_job_event(method, params)
         return observed
 
@@ -152,8 +154,10 @@ class PlaybackService:
             self.engine.send({"cmd": "loop", "on": p.loop})
         if self.radio.active:
             self.radio.stop()  # the user picked a track: the radio steps aside
-        self._play_command("play", track_id, path, meta)
-        return {"playing": True, "track_id": track_id, "prompt": meta.get("prompt"), "sink": self.engine.sink_spec}
+        queued = p.queue and self.engine.worker_state.get("state") != "stopped"
+        self._play_command("enqueue" if queued else "play", track_id, path, meta)
+        return {"playing": True, "queued": queued, "track_id": track_id, "prompt": meta.get("prompt"),
+                "sink": self.engine.sink_spec}
 
     async def pause(self, _: P.NoParams) -> dict[str, Any]:
         self.engine.send({"cmd": "pause"})
@@ -198,7 +202,8 @@ class PlaybackService:
 
     async def get_playback(self, _: P.NoParams) -> dict[str, Any]:
         return {**self.engine.state(), "sink_spec": self.engine.sink_spec, "last_error": self.engine.last_error,
-                "last_command": self.engine.last_command, "first_sample_at": self.engine.first_sample_at}
+                "last_command": self.engine.last_command, "first_sample_at": self.engine.first_sample_at,
+                "worker_pid": self.engine.worker_pid}
 
     async def radio_start(self, p: P.RadioStartParams) -> dict[str, Any]:
         self._refuse_remote()

@@ -326,6 +326,10 @@ def main() -> None:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     worker = Worker(out, os.environ.get("LOFI_PLAYER_SINK", "auto"))
+    import importlib
+
+    importlib.import_module("soundfile")  # audio.py's lazy import, done now rather than at the first play
+
     threading.Thread(target=worker.read_commands, args=(sys.stdin.buffer,), daemon=True,
                      name="playback-commands").start()
     worker.emit("ready", pid=os.getpid())

@@ -85,6 +85,7 @@ class PlayParams(Params):
     path: str | None = Field(default=None, min_length=1, max_length=4096)  # a file outside the library
     sink: str | None = Field(default=None, min_length=1, max_length=1024)
     loop: bool | None = None
+    queue: bool = False  # after the current pass (crossfaded) instead of now
 
 
 class SeekParams(Params):
