@@ -23,6 +23,7 @@ M.codes = {
   MODEL_INFERENCE_FAILED = -32010,
   CANCELLED = -32011,
   DOWNLOAD_FAILED = -32012,
+  STORAGE_ERROR = -32013,
 }
 
 -- How loudly each code is shown: "error" | "warn" | "info" (same words as errors.py).
@@ -44,6 +45,7 @@ M.levels = {
   MODEL_INFERENCE_FAILED = "error",
   CANCELLED = "info",
   DOWNLOAD_FAILED = "error",
+  STORAGE_ERROR = "error",
 }
 
 -- Client-side failures: level and the hint shown when the caller gives none.

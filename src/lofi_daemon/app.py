@@ -19,6 +19,7 @@ from . import PROTOCOL_VERSION, __version__, audio
 from .backends.base import GenerationRequest
 from .backends.registry import BackendRegistry
 from .device import empty_cache
+from .encoder import encode_isolated
 from .backends.base import CancelToken
 from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
                      JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
@@ -43,6 +44,8 @@ class App:
                  store: ModelStore | None = None, clock: Callable[[], float] = time.monotonic,
                  id_factory: Callable[[], str] = new_track_id) -> None:
         self.settings = settings
+        for problem in settings.problems:  # found before logging was set up
+            log.warning("%s", problem)
         self._notify = notify
         self._clock = clock
         self._new_id = id_factory
@@ -246,7 +249,7 @@ class App:
         if not np.all(np.isfinite(result.samples)):
             raise ModelInferenceFailed("the model produced NaN/inf audio", hint="Retry with another seed.")
         finished = audio.finish(result.samples, result.sample_rate)
-        data = audio.encode(finished, audio.OUTPUT_SAMPLE_RATE, job.fmt)
+        data = encode_isolated(finished, audio.OUTPUT_SAMPLE_RATE, job.fmt, cancelled=lambda: job.cancel.cancelled)
         duration = finished.shape[-1] / audio.OUTPUT_SAMPLE_RATE
         meta = {
             "prompt": job.request.prompt,
@@ -262,10 +265,9 @@ class App:
             "generation_time_sec": round(time.perf_counter() - started, 3),
             "created_at": time.time(),
             "cache_key": job.cache_key,
-            "sha256": audio.sha256(data),
             **{k: v for k, v in result.metadata.items() if k not in ("prompt", "seed", "backend")},
         }
-        track = self.library.save(job.track_id, data, job.fmt, meta)
+        track = self.library.save(job.track_id, data, job.fmt, meta, before_commit=job.cancel.commit)
         return _complete_payload(track.track_id, track.path, track.meta)
 
 

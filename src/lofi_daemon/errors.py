@@ -36,6 +36,7 @@ class ErrorCode(enum.IntEnum):
     MODEL_INFERENCE_FAILED = -32010
     CANCELLED = -32011
     DOWNLOAD_FAILED = -32012
+    STORAGE_ERROR = -32013
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.MODEL_INFERENCE_FAILED: ErrorInfo("Retry with another seed.", "error"),
     ErrorCode.CANCELLED: ErrorInfo("The job was cancelled.", "info"),
     ErrorCode.DOWNLOAD_FAILED: ErrorInfo("Check network and disk, then run :LofiSetup again.", "error"),
+    ErrorCode.STORAGE_ERROR: ErrorInfo("Check free space and permissions of the cache dir.", "error"),
 }
 
 
@@ -109,6 +111,7 @@ DownloadInProgress = _error_class("DownloadInProgress", ErrorCode.DOWNLOAD_IN_PR
 ModelLoadFailed = _error_class("ModelLoadFailed", ErrorCode.MODEL_LOAD_FAILED)
 ModelInferenceFailed = _error_class("ModelInferenceFailed", ErrorCode.MODEL_INFERENCE_FAILED)
 DownloadFailed = _error_class("DownloadFailed", ErrorCode.DOWNLOAD_FAILED)
+StorageError = _error_class("StorageError", ErrorCode.STORAGE_ERROR)
 
 
 class JobCancelled(LofiError):

@@ -135,7 +135,9 @@ class JobQueue:
     def cancel(self, track_id: str) -> dict[str, bool]:
         current = self._current
         if current is not None and current.track_id == track_id:
-            current.cancel.cancel()
+            if not current.cancel.cancel():  # past the commit point: it will complete
+                raise AlreadyComplete(f"track {track_id} is already being saved; it can no longer be cancelled",
+                                      track_id=track_id, state="saving")
             return {"cancelled": True, "was_generating": True}
         for job in self._waiting:
             if job.track_id == track_id:
