@@ -69,7 +69,10 @@ class Outbox:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
-        fd = self._writer.fileno() if hasattr(self._writer, "fileno") else None
+        try:
+            fd: int | None = self._writer.fileno()
+        except (AttributeError, OSError, ValueError):  # a file-like object without a descriptor (tests)
+            fd = None
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._queue or self._closed)
@@ -93,7 +96,7 @@ class Outbox:
                 self._cond.notify_all()
 
     def _write_all(self, fd: int | None, data: bytes) -> None:
-        if fd is None:  # a file-like object without a descriptor (tests)
+        if fd is None:
             self._writer.write(data)
             self._writer.flush()
             return
