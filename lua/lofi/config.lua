@@ -17,8 +17,15 @@ M.defaults = {
   log_file = nil,
   -- How long a request may wait for its answer.
   request_timeout_ms = 15000,
-  -- Restart the daemon once by itself when it dies.
+  -- Restart the daemon once by itself when it dies (socket: reconnect, starting it if needed).
   auto_restart = true,
+  -- One daemon per user, shared by every Neovim and the `lofi` CLI over a private unix socket.
+  -- Ignored when daemon_cmd is set (that command speaks stdio, e.g. through ssh).
+  daemon = {
+    socket = true, -- false: a private daemon per Neovim over stdio, as with daemon_cmd
+    socket_path = nil, -- nil: $XDG_RUNTIME_DIR/lofi.nvim/daemon.sock (see :help lofi-daemon)
+    idle_exit_sec = 30, -- the daemon exits this long after its last client left (0: at once)
+  },
   -- Defaults for :LofiGenerate and generate().
   generate = {
     duration_sec = 30,
@@ -108,6 +115,11 @@ H.schema = {
   log_file = optional(string_),
   request_timeout_ms = number_at_least(1),
   auto_restart = boolean,
+  daemon = {
+    socket = boolean,
+    socket_path = optional(string_),
+    idle_exit_sec = number_at_least(0),
+  },
   generate = {
     duration_sec = H.check("a number from 5 to 240", function(v)
       return type(v) == "number" and v >= 5 and v <= 240

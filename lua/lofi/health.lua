@@ -209,6 +209,7 @@ function H.check_daemon(h)
     h.error(string.format("daemon speaks protocol %s, the plugin %s", tostring(pong.protocol), tostring(daemon.PROTOCOL)),
       { "Run :LofiInstall to update the daemon." })
   end
+  H.check_transport(h)
 
   h.start("lofi.nvim: backends")
   local result, backends_err = H.call("get_backends", 30000)
@@ -228,6 +229,34 @@ function H.check_daemon(h)
       h.ok(line)
     end
   end
+end
+
+-- How this Neovim reaches the daemon (owned by the transport; see docs/protocol.md "Transport").
+function H.check_transport(h)
+  local daemon = require("lofi.daemon")
+  local t = daemon.transport()
+  if t.mode ~= "socket" then
+    h.ok("transport: stdio (a private daemon for this Neovim)")
+    return
+  end
+  local info, err = H.call("daemon_info", 5000)
+  if not info then
+    h.warn("shared daemon on " .. t.socket_path .. " does not answer daemon_info: " .. require("lofi.errors").format(err))
+    return
+  end
+  h.ok("transport: shared daemon on " .. tostring(info.socket_path or t.socket_path))
+  h.ok(string.format("daemon pid %s, up %s, %s connected client%s (it exits %s s after the last one leaves)",
+    tostring(info.pid), H.uptime(info.uptime_sec), tostring(info.clients), info.clients == 1 and "" or "s",
+    tostring(info.idle_exit_sec)))
+end
+
+function H.uptime(seconds)
+  seconds = math.floor(tonumber(seconds) or 0)
+  if seconds < 60 then
+    return seconds .. " s"
+  end
+  local h, m = math.floor(seconds / 3600), math.floor(seconds / 60) % 60
+  return h > 0 and string.format("%d h %02d min", h, m) or string.format("%d min %02d s", m, seconds % 60)
 end
 
 function H.check_player(h)

@@ -151,6 +151,16 @@ class JobQueue:
                                   track_id=track_id, state=self._finished[track_id])
         raise TrackNotFound(f"no job with id {track_id!r}", track_id=track_id)
 
+    def find_by_cache_key(self, key: str) -> tuple[Job, int] | None:
+        """The queued or running job making exactly this track, and its position (0 = running)."""
+        current = self._current
+        if current is not None and current.cache_key == key and not current.cancel.cancelled:
+            return current, 0
+        for index, job in enumerate(self._waiting):
+            if job.cache_key == key:
+                return job, index + (1 if current is not None else 0)
+        return None
+
     def status(self) -> dict[str, Any]:
         return {
             "current": self._current.describe() if self._current else None,

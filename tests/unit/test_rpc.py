@@ -117,6 +117,8 @@ def test_a_reply_that_cannot_be_encoded_becomes_an_internal_error_not_a_crash():
     from lofi_daemon.rpc.server import Server
 
     out = io.BytesIO()
-    Server(Dispatcher(), io.BytesIO(), out).send({"jsonrpc": "2.0", "id": 7, "result": {"x": float("nan")}})
+    server = Server(Dispatcher(), io.BytesIO(), out)
+    server.send({"jsonrpc": "2.0", "id": 7, "result": {"x": float("nan")}})
+    assert server.flush(timeout=10)  # the writer thread has written it
     reply = json.loads(out.getvalue())
     assert reply["id"] == 7 and reply["error"]["code"] == -32603
