@@ -6,6 +6,7 @@
 ---   require("lofi").status()               -- cached, no RPC
 ---   require("lofi").on(event, fn)          -- returns an unsubscribe function
 ---   require("lofi").statusline()           -- cached string, e.g. "♪ 42% ~0:08"
+---   require("lofi.lualine")                -- the same as a lualine component
 ---
 --- See :help lofi for the rest.
 local config = require("lofi.config")
@@ -165,9 +166,12 @@ function M.on(event, fn)
 end
 
 --- The cached statusline text ("♪ 42% ~0:08", "♪ done", ""): safe to call on every redraw.
+--- Raw for `%{v:lua.require'lofi'.statusline()}`; `{ escape = true }` doubles each `%` for
+--- whatever evaluates the text as statusline syntax again (lualine: use require("lofi.lualine")).
+---@param opts? {escape?: boolean}
 ---@return string
-function M.statusline()
-  return require("lofi.progress").statusline()
+function M.statusline(opts)
+  return require("lofi.progress").statusline(opts)
 end
 
 --- Play a file (or the last finished track). Returns ok, err.
