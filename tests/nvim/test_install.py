@@ -6,6 +6,7 @@ arguments: Python and pip are the outside world here, the step orchestration is 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import stat
@@ -110,6 +111,34 @@ def test_build_lua_runs_the_same_steps_headless(nvim_bin, plugin_copy, fake_pyth
                              capture_output=True, text=True, env={**env, "FAKE_PIP_FAILS": "1"}, timeout=60)
     assert failing.returncode != 0
     assert "No matching distribution found for torch" in failing.stderr
+
+
+LAZY_BUILD = Path(__file__).with_name("lazy_build.lua")
+
+
+@pytest.mark.parametrize("form", ["table", "function"])
+def test_lazy_build_uses_the_install_options_of_the_lazy_spec(nvim_bin, plugin_copy, fake_python, child_env, form):
+    # The documented spec: { build = "build.lua", opts = { install = { python = ..., extras = { "models" } } } }
+    python, log = fake_python
+    opts = json.dumps({"install": {"python": str(python), "extras": ["models"]}})
+    result = subprocess.run([nvim_bin, "--headless", "--clean", "-l", str(LAZY_BUILD), str(plugin_copy), opts, form],
+                            capture_output=True, text=True, env={**child_env, "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    venv = plugin_copy / ".venv"
+    assert calls(log) == [
+        f"{python} -m venv {venv}",
+        f"{venv}/bin/python -m pip install --upgrade --disable-pip-version-check {plugin_copy}[models]",
+    ]
+    assert "LOG install options from the lazy.nvim spec (opts.install)" in result.stdout
+    assert f"LOG done: {venv}/bin/lofi-daemon" in result.stdout
+
+
+def test_lazy_build_refuses_a_bad_install_option_by_name(nvim_bin, plugin_copy, fake_python, child_env):
+    opts = json.dumps({"install": {"extras": "models"}})
+    result = subprocess.run([nvim_bin, "--headless", "--clean", "-l", str(LAZY_BUILD), str(plugin_copy), opts],
+                            capture_output=True, text=True, env={**child_env, "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert result.returncode != 0
+    assert "install.extras must be a list of strings" in result.stdout
 
 
 def test_the_daemon_in_the_plugin_venv_is_found_first(copy_nvim, plugin_copy):
