@@ -56,15 +56,45 @@ function M.steps(opts)
   return steps
 end
 
-local function last_lines(text, n)
-  local lines = vim.split(vim.trim(text or ""), "\n")
-  return table.concat(vim.list_slice(lines, math.max(1, #lines - n + 1)), "\n")
+--- Where the full output of a failed step goes (the error quotes only its gist).
+function M.log_file()
+  return vim.fn.stdpath("log") .. "/lofi-install.log"
+end
+
+function H.write_log(step, result, output)
+  local path = M.log_file()
+  vim.fn.mkdir(vim.fn.fnamemodify(path, ":h"), "p")
+  local file = io.open(path, "a")
+  if not file then
+    return nil
+  end
+  file:write(string.format("==== %s %s (exit %s)\n$ %s\n%s\n", os.date("%Y-%m-%d %H:%M:%S"), step.title,
+    tostring(result.code), table.concat(step.cmd, " "), output))
+  file:close()
+  return path
+end
+
+-- pip's own diagnosis: its first "ERROR:" lines; without them, the last lines of output.
+function H.gist(output)
+  local lines = vim.split(vim.trim(output), "\n")
+  local picked = {}
+  for _, line in ipairs(lines) do
+    if line:match("^%s*ERROR:") and #picked < 3 then
+      picked[#picked + 1] = vim.trim(line)
+    end
+  end
+  if #picked == 0 then
+    picked = vim.list_slice(lines, math.max(1, #lines - 2))
+  end
+  return table.concat(picked, "; ")
 end
 
 local function failure(step, result)
-  local output = last_lines((result.stderr or "") .. "\n" .. (result.stdout or ""), 12)
+  local output = (result.stderr or "") .. "\n" .. (result.stdout or "")
+  local log = H.write_log(step, result, output)
   return require("lofi.errors").new("INSTALL_FAILED",
-    string.format("%s failed (exit %s): %s\n%s", step.title, tostring(result.code), table.concat(step.cmd, " "), output))
+    string.format("%s failed (exit %s): %s", step.title, tostring(result.code), H.gist(output)),
+    log and ("The full output is in " .. log .. "; :checkhealth lofi checks Python.") or nil)
 end
 
 --- Run the steps one after another without blocking; `report(msg)` hears each step.
