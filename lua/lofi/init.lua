@@ -15,10 +15,14 @@ local errors = require("lofi.errors")
 local M = {}
 local H = {}
 
---- Configure the plugin. Optional: everything works with the defaults.
+--- Configure the plugin. Optional: everything works with the defaults. Every bad option
+--- is named in one message; the good ones apply and the bad ones keep their defaults.
 ---@param opts? table see :help lofi-config
 function M.setup(opts)
-  config.set(opts)
+  local _, problems = config.apply(opts)
+  if problems then
+    require("lofi.notify").show(problems, vim.log.levels.ERROR)
+  end
   H.wire()
 end
 
