@@ -56,7 +56,7 @@ M.client_codes = {
   TIMEOUT = { level = "warn", hint = "The daemon did not answer in time; see :LofiLog." },
   BAD_ARGUMENT = { level = "error", hint = "See :help lofi-commands." },
   NO_PLAYER = { level = "warn", hint = "Install mpv (or ffplay, afplay, paplay, aplay) or set player.cmd." },
-  INSTALL_FAILED = { level = "error", hint = "See the output above; :checkhealth lofi checks Python." },
+  INSTALL_FAILED = { level = "error", hint = ":checkhealth lofi checks Python and the venv." },
 }
 
 local name_by_number = {}

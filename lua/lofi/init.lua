@@ -6,6 +6,7 @@
 ---   require("lofi").status()               -- cached, no RPC
 ---   require("lofi").on(event, fn)          -- returns an unsubscribe function
 ---   require("lofi").statusline()           -- cached string, e.g. "♪ 42% ~0:08"
+---   require("lofi.lualine")                -- the same as a lualine component
 ---
 --- See :help lofi for the rest.
 local config = require("lofi.config")
@@ -14,10 +15,14 @@ local errors = require("lofi.errors")
 local M = {}
 local H = {}
 
---- Configure the plugin. Optional: everything works with the defaults.
+--- Configure the plugin. Optional: everything works with the defaults. Every bad option
+--- is named in one message; the good ones apply and the bad ones keep their defaults.
 ---@param opts? table see :help lofi-config
 function M.setup(opts)
-  config.set(opts)
+  local _, problems = config.apply(opts)
+  if problems then
+    require("lofi.notify").show(problems, vim.log.levels.ERROR)
+  end
   H.wire()
 end
 
@@ -165,9 +170,12 @@ function M.on(event, fn)
 end
 
 --- The cached statusline text ("♪ 42% ~0:08", "♪ done", ""): safe to call on every redraw.
+--- Raw for `%{v:lua.require'lofi'.statusline()}`; `{ escape = true }` doubles each `%` for
+--- whatever evaluates the text as statusline syntax again (lualine: use require("lofi.lualine")).
+---@param opts? {escape?: boolean}
 ---@return string
-function M.statusline()
-  return require("lofi.progress").statusline()
+function M.statusline(opts)
+  return require("lofi.progress").statusline(opts)
 end
 
 --- Play a file (or the last finished track). Returns ok, err.
