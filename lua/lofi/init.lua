@@ -6,6 +6,7 @@
 ---   require("lofi").status()               -- cached, no RPC
 ---   require("lofi").on(event, fn)          -- returns an unsubscribe function
 ---   require("lofi").statusline()           -- cached string, e.g. "♪ 42% ~0:08"
+---   require("lofi.lualine")                -- the same as a lualine component
 ---
 --- See :help lofi for the rest.
 local config = require("lofi.config")
@@ -14,10 +15,14 @@ local errors = require("lofi.errors")
 local M = {}
 local H = {}
 
---- Configure the plugin. Optional: everything works with the defaults.
+--- Configure the plugin. Optional: everything works with the defaults. Every bad option
+--- is named in one message; the good ones apply and the bad ones keep their defaults.
 ---@param opts? table see :help lofi-config
 function M.setup(opts)
-  config.set(opts)
+  local _, problems = config.apply(opts)
+  if problems then
+    require("lofi.notify").show(problems, vim.log.levels.ERROR)
+  end
   H.wire()
 end
 
@@ -167,18 +172,27 @@ end
 
 --- The cached statusline text ("♪ rainy jazz 1:23/2:00 · next 42%", "♪ 42% ~0:08", ""):
 --- what plays first, then what is being made; safe to call on every redraw.
+--- Raw for `%{v:lua.require'lofi'.statusline()}`; `{ escape = true }` doubles each `%` for
+--- whatever evaluates the text as statusline syntax again (lualine: use require("lofi.lualine")).
+---@param opts? {escape?: boolean}
 ---@return string
-function M.statusline()
+function M.statusline(opts)
   local making = require("lofi.progress").statusline()
   local playing = require("lofi.playback").statusline()
+  local line
   if playing == "" or making == "" or playing:find(" · next ", 1, true) then
-    return playing ~= "" and playing or making -- the radio's next track is shown once
+    line = playing ~= "" and playing or making -- the radio's next track is shown once
+  else
+    local icon = config.get().progress.icon
+    if icon ~= "" and making:sub(1, #icon + 1) == icon .. " " then
+      making = making:sub(#icon + 2) -- one icon for the whole line
+    end
+    line = playing .. " · " .. making
   end
-  local icon = config.get().progress.icon
-  if icon ~= "" and making:sub(1, #icon + 1) == icon .. " " then
-    making = making:sub(#icon + 2) -- one icon for the whole line
+  if opts and opts.escape then
+    return (line:gsub("%%", "%%%%"))
   end
-  return playing .. " · " .. making
+  return line
 end
 
 --- Play a library track through the daemon's player: an id, "last" (default), or {path=...}.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import threading
 import time
@@ -19,6 +20,7 @@ from . import PROTOCOL_VERSION, __version__, audio
 from .backends.base import GenerationRequest
 from .backends.registry import BackendRegistry
 from .device import empty_cache
+from .encoder import encode_isolated
 from .backends.base import CancelToken
 from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
                      JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
@@ -30,6 +32,7 @@ from .rpc import params as P
 from .rpc.dispatch import Dispatcher
 from .settings import Settings
 from .tracks import TrackLibrary, cache_key
+from .transport.session import current_session
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ class App:
                  store: ModelStore | None = None, clock: Callable[[], float] = time.monotonic,
                  id_factory: Callable[[], str] = new_track_id) -> None:
         self.settings = settings
+        for problem in settings.problems:  # found before logging was set up
+            log.warning("%s", problem)
         self._notify = notify
         self._clock = clock
         self._new_id = id_factory
@@ -62,6 +67,9 @@ class App:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self.shutdown_requested = asyncio.Event()
+        # Set by the transport: how clients reach this daemon (daemon_info reports it).
+        self.transport_info: Callable[[], dict[str, Any]] = lambda: {"transport": "in-process", "clients": 1}
+        self._started = time.time()
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -102,7 +110,8 @@ class App:
         d.register("download_backend", P.BackendParams, self.download_backend)
         d.register("list_tracks", P.ListTracksParams, self.list_tracks)
         d.register("delete_track", P.TrackParams, self.delete_track)
-        d.register("shutdown", P.NoParams, self.shutdown)
+        d.register("shutdown", P.ShutdownParams, self.shutdown)
+        d.register("daemon_info", P.NoParams, self.daemon_info)
         self.playback.register(d)
         return d
 
@@ -138,6 +147,11 @@ class App:
             asyncio.get_running_loop().call_soon(self._notify, "generation_complete",
                                                  _complete_payload(cached.track_id, cached.path, cached.meta))
             return result
+        running = self.jobs.find_by_cache_key(key)
+        if running is not None:  # the same request from another client (or twice): one job, one file
+            job, position = running
+            return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
+                    "position": position, "seed": seed, "backend": name, "joined": True}
         job = Job(track_id=self._new_id(), backend=name, request=request, fmt=fmt, cache_key=key)
         position = self.jobs.submit(job)
         return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
@@ -231,9 +245,23 @@ class App:
         track = self.library.delete(p.track_id)
         return {"deleted": True, "track_id": track.track_id}
 
-    async def shutdown(self, _: P.NoParams) -> dict[str, Any]:
-        self.shutdown_requested.set()
-        return {"status": "shutting_down"}
+    async def shutdown(self, p: P.ShutdownParams) -> dict[str, Any]:
+        """End the asking client's connection; the daemon itself only with ``force``.
+
+        A shared daemon keeps serving the others and exits on its own when the last client
+        has gone for ``idle_exit_sec``. A stdio daemon has one client, so it stops.
+        """
+        session = current_session.get()
+        if p.force or session is None or not session.shared:
+            self.shutdown_requested.set()
+            return {"status": "shutting_down"}
+        session.end_after_reply()
+        return {"status": "disconnecting"}
+
+    async def daemon_info(self, _: P.NoParams) -> dict[str, Any]:
+        return {"pid": os.getpid(), "uptime_sec": round(time.time() - self._started, 1), "version": __version__,
+                "protocol": PROTOCOL_VERSION, "cache_dir": str(self.settings.cache_dir),
+                "socket_path": None, **self.transport_info()}
 
     # ----- the job itself (worker thread) ----------------------------------------------------
     def _run_job(self, job: Job, progress: JobProgress) -> dict[str, Any]:
@@ -255,7 +283,7 @@ class App:
         if not np.all(np.isfinite(result.samples)):
             raise ModelInferenceFailed("the model produced NaN/inf audio", hint="Retry with another seed.")
         finished = audio.finish(result.samples, result.sample_rate)
-        data = audio.encode(finished, audio.OUTPUT_SAMPLE_RATE, job.fmt)
+        data = encode_isolated(finished, audio.OUTPUT_SAMPLE_RATE, job.fmt, cancelled=lambda: job.cancel.cancelled)
         duration = finished.shape[-1] / audio.OUTPUT_SAMPLE_RATE
         meta = {
             "prompt": job.request.prompt,
@@ -271,10 +299,9 @@ class App:
             "generation_time_sec": round(time.perf_counter() - started, 3),
             "created_at": time.time(),
             "cache_key": job.cache_key,
-            "sha256": audio.sha256(data),
             **{k: v for k, v in result.metadata.items() if k not in ("prompt", "seed", "backend")},
         }
-        track = self.library.save(job.track_id, data, job.fmt, meta)
+        track = self.library.save(job.track_id, data, job.fmt, meta, before_commit=job.cancel.commit)
         return _complete_payload(track.track_id, track.path, track.meta)
 
 

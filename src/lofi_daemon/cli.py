@@ -1,10 +1,14 @@
 """``lofi``: the command line for people and scripts.
 
     lofi generate "lofi hip hop, jazzy piano" --duration 30 [--backend B --seed N --out F]
-    lofi backends | lofi tracks | lofi setup BACKEND
+    lofi backends | lofi tracks | lofi setup BACKEND        [--in-process]
 
-It runs the same App in-process as the daemon (same validation, queue, cache and files),
-and draws a progress bar on stderr. stdout gets only the result (a path, or a table).
+When the user's shared daemon runs (an editor started it), every command goes to it over
+its socket: the track shows up in every editor and uses the model already loaded. Otherwise
+(or with --in-process) it runs the same App in this process (same validation, queue, cache
+and files). A progress bar goes to stderr; stdout gets only the result (a path, or a table).
+A new command is an ``async def _name(settings, args)`` in COMMANDS that calls
+``open_endpoint`` and ``endpoint.call(method, **params)``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from . import logs
-from .app import App
-from .errors import LofiError
+from .errors import ErrorCode, LofiError
 from .rpc import params as P
 from .settings import Settings
+from .transport.endpoint import Endpoint, open_endpoint
 
 TERMINAL = ("generation_complete", "generation_error", "generation_cancelled")
 
@@ -64,22 +68,6 @@ def _eta(seconds: float | None) -> str:
 
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:
-    finished: asyncio.Future[tuple[str, dict[str, Any]]] = asyncio.get_running_loop().create_future()
-    bar = ProgressBar()
-
-    def notify(method: str, payload: dict[str, Any]) -> None:
-        if method == "generation_progress":
-            current, total = payload["current_step"], payload["total_steps"]
-            steps = f"{current}/{total}" if total <= 100 else f"{100 * current // max(total, 1)}%"
-            detail = f"{payload['phase']} {steps} {_eta(payload['eta_sec'])}"
-            bar.show("generating", payload["percent"], detail)
-        elif method == "backend_status" and payload["status"] == "loading":
-            print(f"loading {payload['backend']} ...", file=sys.stderr)
-        elif method in TERMINAL and not finished.done():
-            finished.set_result((method, payload))
-
-    app = App(settings, notify)
-    app.start()
     raw: dict[str, Any] = {"prompt": args.prompt, "duration_sec": args.duration}
     for key in ("backend", "seed", "format"):
         if getattr(args, key) is not None:
@@ -87,16 +75,23 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     for item in args.param or []:
         key, _, value = item.partition("=")
         raw[key] = json.loads(value) if value[:1] in "-0123456789tfn[{\"" else value
+    P.parse(P.GenerateParams, raw)  # a typo is reported here, before any daemon is involved
+    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    notes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    endpoint.on_notification = lambda method, payload: notes.put_nowait((method, payload))
+    bar = ProgressBar()
     try:
-        reply = await app.generate(P.parse(P.GenerateParams, raw))
-        print(f"{reply['status']}: track {reply['track_id']} ({reply['backend']}, seed {reply['seed']})",
+        reply = await endpoint.call("generate", **raw)
+        joined = " (joined the same request already running)" if reply.get("joined") else ""
+        via = f" via {endpoint.description}" if endpoint.remote else ""
+        print(f"{reply['status']}: track {reply['track_id']} ({reply['backend']}, seed {reply['seed']}){joined}{via}",
               file=sys.stderr)
-        method, payload = await finished
+        method, payload = await _follow(notes, reply["track_id"], bar)
     except KeyboardInterrupt:
         return 130
     finally:
         bar.done()
-        await app.close()
+        await endpoint.close()
     if method != "generation_complete":
         print(f"lofi: {payload.get('code', 'CANCELLED')}: {payload.get('message', 'cancelled')}", file=sys.stderr)
         if payload.get("hint"):
@@ -114,9 +109,30 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _follow(notes: "asyncio.Queue[tuple[str, dict[str, Any]]]", track_id: str,
+                  bar: ProgressBar) -> tuple[str, dict[str, Any]]:
+    """Draw our track's progress until its terminal notification (a shared daemon sends others' too)."""
+    while True:
+        method, payload = await notes.get()
+        if method == "backend_status" and payload.get("status") == "loading":
+            print(f"loading {payload['backend']} ...", file=sys.stderr)
+        if payload.get("track_id") != track_id:
+            continue
+        if method == "generation_progress":
+            current, total = payload["current_step"], payload["total_steps"]
+            steps = f"{current}/{total}" if total <= 100 else f"{100 * current // max(total, 1)}%"
+            detail = f"{payload['phase']} {steps} {_eta(payload['eta_sec'])}"
+            bar.show("generating", payload["percent"], detail)
+        elif method in TERMINAL:
+            return method, payload
+
+
 async def _backends(settings: Settings, args: argparse.Namespace) -> int:
-    app = App(settings, lambda *_: None)
-    info = await app.get_backends(P.NoParams())
+    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    try:
+        info = await endpoint.call("get_backends")
+    finally:
+        await endpoint.close()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -129,8 +145,11 @@ async def _backends(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _tracks(settings: Settings, args: argparse.Namespace) -> int:
-    app = App(settings, lambda *_: None)
-    tracks = (await app.list_tracks(P.ListTracksParams(limit=args.limit)))["tracks"]
+    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    try:
+        tracks = (await endpoint.call("list_tracks", limit=args.limit))["tracks"]
+    finally:
+        await endpoint.close()
     if args.json:
         print(json.dumps(tracks, indent=2))
         return 0
@@ -141,6 +160,45 @@ async def _tracks(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _setup(settings: Settings, args: argparse.Namespace) -> int:
+    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    if endpoint.remote:
+        try:
+            return await _setup_remote(endpoint, args.backend)
+        finally:
+            await endpoint.close()
+    await endpoint.close()
+    return await _setup_here(settings, args)
+
+
+async def _setup_remote(endpoint: Endpoint, backend: str) -> int:
+    """The running daemon downloads (every editor sees the progress); we draw it."""
+    notes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    endpoint.on_notification = lambda method, payload: notes.put_nowait((method, payload))
+    reply = await endpoint.call("download_backend", backend=backend)
+    if reply.get("already_installed"):
+        print(f"{backend} is ready: nothing to download.", file=sys.stderr)
+        return 0
+    bar = ProgressBar()
+    try:
+        while True:
+            method, p = await notes.get()
+            if method == "download_progress":
+                detail = (f"{p['component']} {p['component_percent']:.0f}% "
+                          f"{p['bytes_downloaded'] / 1e6:.0f}/{p['bytes_total'] / 1e6:.0f} MB")
+                bar.show("downloading", p["overall_percent"], detail)
+            elif method == "download_complete":
+                break
+            elif method == "download_error":
+                raise LofiError(p.get("message", "download failed"), code=ErrorCode[p.get("code", "DOWNLOAD_FAILED")],
+                                hint=p.get("hint"))
+    finally:
+        bar.done()
+    print(f"{backend} is installed (downloaded by {endpoint.description})", file=sys.stderr)
+    return 0
+
+
+async def _setup_here(settings: Settings, args: argparse.Namespace) -> int:
+    from .app import App
     from .backends.base import CancelToken
     from .models.store import ModelStore
 
@@ -173,6 +231,8 @@ async def _setup(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lofi", description="Local AI music: generate instrumental tracks.")
     parser.add_argument("--log-level", default="WARNING", help="daemon log level on stderr (default WARNING)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="do not use the running shared daemon; run everything in this process")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate a track and print its path")

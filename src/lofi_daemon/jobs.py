@@ -135,7 +135,9 @@ class JobQueue:
     def cancel(self, track_id: str) -> dict[str, bool]:
         current = self._current
         if current is not None and current.track_id == track_id:
-            current.cancel.cancel()
+            if not current.cancel.cancel():  # past the commit point: it will complete
+                raise AlreadyComplete(f"track {track_id} is already being saved; it can no longer be cancelled",
+                                      track_id=track_id, state="saving")
             return {"cancelled": True, "was_generating": True}
         for job in self._waiting:
             if job.track_id == track_id:
@@ -148,6 +150,16 @@ class JobQueue:
             raise AlreadyComplete(f"track {track_id} has already {self._finished[track_id]}",
                                   track_id=track_id, state=self._finished[track_id])
         raise TrackNotFound(f"no job with id {track_id!r}", track_id=track_id)
+
+    def find_by_cache_key(self, key: str) -> tuple[Job, int] | None:
+        """The queued or running job making exactly this track, and its position (0 = running)."""
+        current = self._current
+        if current is not None and current.cache_key == key and not current.cancel.cancelled:
+            return current, 0
+        for index, job in enumerate(self._waiting):
+            if job.cache_key == key:
+                return job, index + (1 if current is not None else 0)
+        return None
 
     def status(self) -> dict[str, Any]:
         return {

@@ -14,10 +14,25 @@ import pytest
     ({"player": {"sink": 3}}, "(lofi) config: player.sink must be a non-empty string, got 3 (number)"),
     ({"progres": {}}, "(lofi) config: unknown option progres (known here: "),
 ])
-def test_setup_rejects_bad_options_naming_the_dotted_path(bare_nvim, opts, message):
-    ok, err = bare_nvim.lua("return { pcall(require('lofi').setup, ...) }", opts)
-    assert ok is False
-    assert err.startswith(message)
+def test_setup_names_a_bad_option_by_its_dotted_path_without_a_traceback(bare_nvim, opts, message):
+    ok = bare_nvim.lua("return pcall(require('lofi').setup, ...)", opts)
+    assert ok is True
+    (shown,) = bare_nvim.messages()
+    assert shown.startswith("lofi: " + message)
+    assert "stack traceback" not in shown and "\n" not in shown
+
+
+def test_setup_reports_every_problem_in_one_message_and_applies_the_rest(bare_nvim):
+    bare_nvim.lua("""require('lofi').setup({
+        autoplay = 'yes', progress = { icon = 3, done_ms = 7 }, generate = { duration_sec = 1 },
+        log_file = '/tmp/lofi-test.log', progres = {} })""")
+    (shown,) = bare_nvim.messages()
+    for problem in ["autoplay must be a boolean", "progress.icon must be a string",
+                    "generate.duration_sec must be a number from 5 to 240", "unknown option progres"]:
+        assert problem in shown, shown
+    cfg = bare_nvim.lua("return require('lofi.config').get()")
+    assert (cfg["autoplay"], cfg["progress"]["icon"], cfg["progress"]["done_ms"], cfg["log_file"]) == (
+        True, "♪", 7, "/tmp/lofi-test.log")
 
 
 def test_the_plugin_works_without_setup_using_the_daemon_on_path(uninstalled_nvim, tmp_path):

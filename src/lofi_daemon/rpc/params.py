@@ -45,6 +45,10 @@ class GenerateParams(Params):
         return dict(self.model_extra or {})
 
 
+class ShutdownParams(Params):
+    force: bool = False  # stop the shared daemon for every client, not just end this connection
+
+
 class TrackParams(Params):
     track_id: str = Field(min_length=1, max_length=128)
 

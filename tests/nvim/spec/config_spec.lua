@@ -54,7 +54,21 @@ test("setup() with something other than a table says so", function()
   matches(raises(function() config.build("mpv") end), "setup%(%) argument must be a table")
 end)
 
-test("a rejected setup() leaves the previous config in place", function()
+test("every problem is named in one error, not only the first", function()
+  local err = raises(function() config.build({ autoplay = "yes", progress = { icon = 3, fidgit = true } }) end)
+  eq(err, "(lofi) config: autoplay must be a boolean, got \"yes\"; unknown option progress.fidgit (known here: "
+    .. "done_ms, fidget, icon, native, notify); progress.icon must be a string, got 3 (number)")
+end)
+
+test("apply() keeps the good options and the defaults for the bad ones", function()
+  local cfg, problems = config.apply({ autoplay = false, progress = { icon = 3, done_ms = 10 }, typo = 1 })
+  eq({ cfg.autoplay, cfg.progress.icon, cfg.progress.done_ms }, { false, "♪", 10 })
+  matches(problems, "progress%.icon must be a string")
+  matches(problems, "unknown option typo")
+  config.set({})
+end)
+
+test("a rejected set() leaves the previous config in place", function()
   config.set({ autoplay = false })
   raises(function() config.set({ autoplay = 1 }) end)
   eq(config.get().autoplay, false)

@@ -1,0 +1,164 @@
+"""Two real Neovims and the CLI on one shared daemon (the default transport: a unix socket)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nvim_child import REPO, pid_alive, start_child, wait_gone
+
+GRACE_SEC = 1  # daemon.idle_exit_sec in these tests
+
+
+def socket_of(child) -> str:
+    return child.lua("return require('lofi.daemon').socket_path()")
+
+
+@pytest.fixture
+def editors(nvim_bin, tmp_path, child_env, fake_player):
+    """Two Neovims of one user (same cache, same socket), quit by the test or at teardown."""
+    children = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        child = start_child(nvim_bin, folder)
+        child.setup(log_file=str(child.daemon_log), player={"cmd": [str(fake_player.path)]},
+                    progress={"done_ms": 60000}, daemon={"idle_exit_sec": GRACE_SEC})
+        children.append(child)
+    yield children
+    pids = set()
+    for child in children:
+        try:
+            child.remember_daemon()
+        except Exception:
+            pass
+        pids |= child.pids
+        child.quit()
+    for pid in pids:
+        if not wait_gone(pid, 15):
+            os.kill(pid, signal.SIGKILL)
+
+
+def daemon_pid(child) -> int:
+    child.wait("return require('lofi.daemon').pid() ~= nil", 30, "the daemon's pid (daemon_info)")
+    return child.lua("return require('lofi.daemon').pid()")
+
+
+def test_two_editors_share_one_daemon_and_see_the_same_job(editors):
+    a, b = editors
+    assert socket_of(a) == socket_of(b)
+    assert a.call("ping")["result"]["status"] == "ok"
+    assert b.call("ping")["result"]["status"] == "ok"
+    assert daemon_pid(a) == daemon_pid(b)
+    assert a.call("daemon_info")["result"]["clients"] == 2
+
+    a.cmd("LofiGenerate one job for two editors 240")
+    for child in (a, b):  # both statuslines show the job a started
+        child.wait("return require('lofi').status().current ~= nil and require('lofi').status().current.percent > 0",
+                   30, "the shared job to show progress")
+    track = a.lua("return require('lofi').status().current.track_id")
+    assert b.lua("return require('lofi').status().current.track_id") == track
+    assert b.statusline().startswith("♪ ")
+
+    b.lua("require('lofi').cancel(...)", track)  # cancelled from the other editor
+    for child in (a, b):
+        (done,) = child.wait_done(1, timeout=30)
+        assert done["status"] == "cancelled" and done["track_id"] == track
+        assert child.statusline() == "♪ cancelled"
+
+
+def test_a_track_from_the_cli_appears_in_both_editors(editors, child_env):
+    a, b = editors
+    for child in (a, b):
+        child.call("ping")  # both connected before the CLI runs
+    env = {**os.environ, **child_env}
+    run = subprocess.run([sys.executable, "-m", "lofi_daemon.cli", "generate", "from the terminal",
+                          "--duration", "5", "--seed", "5"], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "via the daemon on " + socket_of(a) in run.stderr
+    path = run.stdout.strip()
+    for child in (a, b):
+        (done,) = child.wait_done(1, timeout=30)
+        assert done["status"] == "complete" and done["path"] == path
+        tracks = child.call("list_tracks")["result"]["tracks"]
+        assert [t["path"] for t in tracks] == [path]  # what the track picker lists
+
+
+def test_quitting_one_editor_keeps_the_daemon_and_quitting_both_ends_it_after_the_grace(editors):
+    a, b = editors
+    a.call("ping")
+    b.call("ping")
+    pid = daemon_pid(a)
+    a.quit()
+    b.wait("return (T.call('daemon_info').result or {}).clients == 1", 30, "a's connection to end")
+    assert not wait_gone(pid, GRACE_SEC + 2)  # well past the grace: b keeps it alive
+    assert b.call("ping")["result"]["status"] == "ok"
+    b.quit()
+    assert wait_gone(pid, 30), "the daemon outlived its last client"
+
+
+def test_a_killed_shared_daemon_is_replaced_once_and_the_user_told_once(editors):
+    a, b = editors
+    a.call("ping")
+    b.call("ping")
+    pid = daemon_pid(a)
+    os.kill(pid, signal.SIGKILL)
+    for child in (a, b):
+        child.wait("return #T.messages(vim.log.levels.ERROR) > 0", 15, "the lost-connection message")
+    for child in (a, b):
+        (message,) = child.messages(4)
+        assert "lost the connection to the shared daemon" in message and "reconnecting" in message
+        child.wait(f"return require('lofi.daemon').pid() ~= nil and require('lofi.daemon').pid() ~= {pid}", 30,
+                   "a new daemon")
+    assert daemon_pid(a) == daemon_pid(b)  # the two editors started one daemon between them
+    a.cmd("LofiGenerate after the kill 5")
+    assert a.wait_done(1)[0]["status"] == "complete"
+    b.wait_done(1)
+
+
+def test_checkhealth_shows_the_socket_pid_uptime_and_clients(editors):
+    a, b = editors
+    b.call("ping")
+    a.cmd("checkhealth lofi")
+    report = "\n".join(a.nvim.current.buffer[:])
+    assert "transport: shared daemon on " + socket_of(a) in report
+    assert f"daemon pid {daemon_pid(a)}, up " in report
+    assert "2 connected clients" in report
+
+
+def test_the_socket_path_is_the_one_the_daemon_computes(nvim_bin, tmp_path, child_env):
+    """lua/lofi/daemon.lua and transport/paths.py agree on every rule."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir()
+    cases = [
+        {},  # the pytest cache dir is long: the /tmp fallback
+        {"LOFI_CACHE_DIR": "/c/x"},  # short: under the cache dir
+        {"XDG_RUNTIME_DIR": str(runtime)},
+        {"XDG_RUNTIME_DIR": str(runtime) + "/", "LOFI_CACHE_DIR": None},  # the default cache: daemon.sock
+        {"XDG_RUNTIME_DIR": "relative/dir"},
+        {"LOFI_SOCKET": "/somewhere/else.sock"},
+        {"LOFI_CACHE_DIR": None, "XDG_RUNTIME_DIR": None, "XDG_CACHE_HOME": "/xc"},
+    ]
+    child = start_child(nvim_bin, tmp_path)
+    try:
+        for case in cases:
+            env = {**os.environ, **child_env}
+            for key, value in case.items():
+                if value is None:
+                    env.pop(key, None)
+                else:
+                    env[key] = value
+            for key in ("LOFI_CACHE_DIR", "XDG_RUNTIME_DIR", "LOFI_SOCKET", "XDG_CACHE_HOME"):
+                child.lua("vim.env[...] = select(2, ...)", key, env.get(key))
+            lua_path = child.lua("return require('lofi.daemon').socket_path()")
+            py_path = subprocess.run([sys.executable, "-m", "lofi_daemon", "--print-socket"], env=env,
+                                     capture_output=True, text=True, timeout=60, cwd=REPO).stdout.strip()
+            assert lua_path == py_path, case
+    finally:
+        child.quit()
