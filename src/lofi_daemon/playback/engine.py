@@ -159,6 +159,9 @@ class PlaybackEngine:
             self.publish()
         elif kind == "sink_error":
             self.last_error = event
+            # The worker stopped; its own state follows, but whoever hears the error sees it now.
+            self.worker_state = {**self.worker_state, "state": "stopped", "track_id": None, "queued": None,
+                                 "sink": None, "position_sec": 0.0, "duration_sec": 0.0}
             self._notify("playback_error", {"code": "PLAYBACK_FAILED", **event})
         elif kind == "track_error":
             self._notify("playback_error", {"code": "PLAYBACK_FAILED", "sink": None, "stderr": "",

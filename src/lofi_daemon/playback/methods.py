@@ -128,6 +128,9 @@ class PlaybackService:
             path = Path(p.path).expanduser()
             if not path.is_file():
                 raise TrackNotFound(f"no audio file at {path}", path=str(path), hint="Check the path.")
+            for track in self._library.list():  # a library file keeps its prompt and loop point
+                if track.path.resolve() == path.resolve():
+                    return track.track_id, track.path, track.meta
             return f"file:{path.name}", path, {"prompt": path.stem}
         if p.track_id == "last":
             tracks = self._library.list(limit=1)

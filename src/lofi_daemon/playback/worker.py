@@ -73,6 +73,7 @@ class Worker:
         self._quit = False
         self.frames_sent = 0  # frames the current sink has received
         self._sink_frame0 = 0  # the mixer's frame count when the current sink got its first frame
+        self._auto_errors: list[SinkFailed] = []  # auto: the sinks that died at once, this time round
         self._t0: float | None = None
         self._first_sample_pending = False
         self.underruns = 0
@@ -185,6 +186,7 @@ class Worker:
     # ----- sink -----------------------------------------------------------------------------
     def _open_sink(self) -> bool:
         errors: list[SinkFailed] = []
+        self._auto_errors = []
         try:
             options = candidates(self.sink_spec)
         except (SinkFailed, ValueError) as exc:
@@ -214,13 +216,14 @@ class Worker:
             failure = errors[-1]
             if len(errors) > 1:
                 tried = "; ".join(e.message for e in errors)
-                failure = SinkFailed(failure.sink, f"no sink could play: {tried}", stderr=failure.stderr,
+                failure = SinkFailed(failure.sink, f"no audio output works here: {tried}", stderr=failure.stderr,
                                      hint=failure.hint)
         self.mixer.stop()
         self.mixer.outgoing.clear()
         self.mixer.drain_events()
-        self.emit("state", **self.snapshot())  # stopped first: whoever hears the error sees it
         self.emit("sink_error", **failure.to_dict(), tried=[e.sink for e in errors])
+        self.emit("state", **self.snapshot())
+        self._auto_errors = []
 
     def _close_sink(self) -> None:
         sink, self.sink = self.sink, None
@@ -251,7 +254,8 @@ class Worker:
         options = candidates("auto")
         names = [s.name for s in options]
         later = options[names.index(failed.name) + 1:] if failed.name in names else []
-        errors = [first]
+        self._auto_errors.append(first)
+        errors = self._auto_errors
         for sink in later:
             try:
                 sink.open()
@@ -320,6 +324,10 @@ class Worker:
 
 
 def main() -> None:
+    import signal
+
+    # Ctrl-C in a terminal reaches the whole process group: the daemon decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # stdout is the event channel: keep a private handle, send stray prints to stderr.
     sys.stdout.flush()
     out = os.fdopen(os.dup(1), "wb", buffering=0)

@@ -56,7 +56,7 @@ end)
 
 test("every problem is named in one error, not only the first", function()
   local err = raises(function() config.build({ autoplay = "yes", progress = { icon = 3, fidgit = true } }) end)
-  eq(err, "(lofi) config: autoplay must be a boolean, got \"yes\"; unknown option progress.fidgit (known here: "
+  eq(err, "(lofi) config: autoplay must be true, false, \"play\" or \"queue\", got \"yes\"; unknown option progress.fidgit (known here: "
     .. "done_ms, fidget, icon, native, notify); progress.icon must be a string, got 3 (number)")
 end)
 
