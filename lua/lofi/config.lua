@@ -33,7 +33,7 @@ M.defaults = {
     format = nil, -- "wav" | "flac" | "ogg"; nil: the daemon's default
   },
   -- After :LofiGenerate: "play" (or true) now, "queue" after what plays, false: nothing.
-  autoplay = "play",
+  autoplay = true,
   -- The daemon plays (one player, see :help lofi-playback).
   player = {
     -- nil: the daemon's choice ("auto": sounddevice, pw-cat, paplay, aplay, mpv, ffplay).
