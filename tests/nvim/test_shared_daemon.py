@@ -162,3 +162,14 @@ def test_the_socket_path_is_the_one_the_daemon_computes(nvim_bin, tmp_path, chil
             assert lua_path == py_path, case
     finally:
         child.quit()
+
+
+def test_a_socket_folder_others_can_write_to_is_not_used(bare_nvim, tmp_path):
+    folder = tmp_path / "open"
+    folder.mkdir()
+    folder.chmod(0o777)
+    bare_nvim.setup(log_file=str(bare_nvim.daemon_log), daemon={"socket_path": str(folder / "daemon.sock")})
+    answer = bare_nvim.call("ping")
+    assert answer["err"]["code"] == "DAEMON_NOT_FOUND"
+    assert "can be written by others (mode 777)" in answer["err"]["message"]
+    assert list(folder.iterdir()) == []  # no daemon was started there
