@@ -316,64 +316,54 @@ function M.status()
     for i, job in ipairs(s.queue or {}) do
       lines[#lines + 1] = string.format("  %d. %q  [%s]", i, job.prompt or "", job.track_id)
     end
-    local playing = require("lofi.player").now_playing()
+    local playing = require("lofi.playback").now_playing()
     if playing then
-      lines[#lines + 1] = "  playing " .. playing
+      lines[#lines + 1] = "  " .. playing.state .. " " .. (playing.prompt or playing.track_id) .. (playing.radio and " (radio)" or "")
     end
     -- Several lines: a float, not a message that waits for ENTER.
     require("lofi.view").show("lofi status", lines)
   end)
 end
 
-function H.play_path(path)
-  local ok, err = require("lofi.player").play(path)
-  if not ok then
-    return notify.error(err)
-  end
-  notify.info("playing " .. path)
-end
-
--- The newest track of the library (tracks come newest first, but do not rely on it).
-function H.newest(tracks)
-  table.sort(tracks, function(a, b) return (a.created_at or 0) > (b.created_at or 0) end)
-  return tracks[1]
+-- Playback goes through the daemon's player (lua/lofi/playback.lua).
+function H.play_track(which)
+  require("lofi.playback").play(which, function(err, result)
+    if not err then
+      notify.info("playing " .. (result.prompt or result.track_id))
+    end
+  end)
 end
 
 function M.play(o)
-  local which = o.args
-  if which == "" or which == "last" then
-    local last = require("lofi.jobs").last_complete()
-    if last and last.path then
-      return H.play_path(last.path)
-    end
-  end
-  lofi().tracks(function(err, tracks)
-    if err then
-      return notify.error(err)
-    end
-    H.track_ids = vim.tbl_map(function(t) return t.track_id end, tracks)
-    local track
-    if which == "" or which == "last" then
-      track = H.newest(tracks)
-    else
-      for _, t in ipairs(tracks) do
-        if t.track_id == which then
-          track = t
-        end
-      end
-    end
-    if not track then
-      return notify.error(errors.new("TRACK_NOT_FOUND", which ~= "" and which ~= "last" and ("no track " .. which) or "no tracks yet",
-        "Make one with :LofiGenerate, or pick one with :LofiTracks."))
-    end
-    H.play_path(track.path)
+  local which = vim.trim(o.args or "")
+  H.play_track(which == "" and "last" or which)
+  lofi().tracks(function(err, tracks) -- ids for completion next time
+    H.track_ids = not err and vim.tbl_map(function(t) return t.track_id end, tracks) or H.track_ids
   end)
 end
 
 function M.stop()
-  if not require("lofi.player").stop() then
-    notify.info("nothing is playing")
-  end
+  require("lofi.playback").stop()
+end
+
+function M.pause()
+  require("lofi.playback").pause_toggle()
+end
+
+function M.next()
+  require("lofi.playback").next(function(err, result)
+    if not err and result.skipped == false then
+      notify.info("the next track is still being made; it follows as soon as it is ready")
+    end
+  end)
+end
+
+function M.volume(o)
+  require("lofi.playback").volume(vim.trim(o.args or ""))
+end
+
+function M.radio(o)
+  require("lofi.playback").radio_toggle(vim.trim(o.args or ""))
 end
 
 function H.describe_track(t)
@@ -381,7 +371,7 @@ function H.describe_track(t)
 end
 
 M.track_actions = {
-  { label = "Play", run = function(t) H.play_path(t.path) end },
+  { label = "Play", run = function(t) H.play_track(t.track_id) end },
   {
     label = "Regenerate with the same seed",
     run = function(t)

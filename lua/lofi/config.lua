@@ -32,13 +32,15 @@ M.defaults = {
     backend = nil, -- nil: the daemon's default (see :LofiBackend)
     format = nil, -- "wav" | "flac" | "ogg"; nil: the daemon's default
   },
-  -- Play each finished track.
-  autoplay = true,
+  -- After :LofiGenerate: "play" (or true) now, "queue" after what plays, false: nothing.
+  autoplay = "play",
+  -- The daemon plays (one player, see :help lofi-playback).
   player = {
-    -- nil: the first of `order` found on PATH. A list (the path is appended, or replaces
-    -- "{path}"), or a function(path) returning a list.
-    cmd = nil,
-    order = { "mpv", "ffplay", "afplay", "paplay", "aplay" },
+    -- nil: the daemon's choice ("auto": sounddevice, pw-cat, paplay, aplay, mpv, ffplay).
+    -- A name with extra arguments ("mpv --ao=pulse"), or a command reading raw f32le
+    -- 48 kHz stereo on stdin.
+    sink = nil,
+    radio_prompt = "lofi hip hop, jazzy piano, vinyl crackle", -- :LofiRadio with no prompt, nothing played yet
   },
   progress = {
     icon = "♪",
@@ -127,12 +129,12 @@ H.schema = {
     backend = optional(string_),
     format = optional(one_of({ "wav", "flac", "ogg" })),
   },
-  autoplay = boolean,
+  autoplay = H.check('true, false, "play" or "queue"', function(v)
+    return type(v) == "boolean" or v == "play" or v == "queue"
+  end),
   player = {
-    cmd = optional(H.check("a non-empty list of strings or a function", function(v)
-      return type(v) == "function" or H.is_list_of_strings(v)
-    end)),
-    order = H.check("a list of strings", function(v) return H.is_list_of_strings(v, true) end),
+    sink = optional(H.check("a non-empty string", function(v) return type(v) == "string" and v ~= "" end)),
+    radio_prompt = H.check("a non-empty string", function(v) return type(v) == "string" and vim.trim(v) ~= "" end),
   },
   progress = {
     icon = H.check("a string", function(v) return type(v) == "string" end),
@@ -208,7 +210,7 @@ end
 function H.merge(opts)
   local merged = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts)
   -- Lists replace, they do not merge index by index.
-  for _, path in ipairs({ { "daemon_cmd" }, { "player", "order" }, { "player", "cmd" }, { "install", "extras" } }) do
+  for _, path in ipairs({ { "daemon_cmd" }, { "install", "extras" } }) do
     local value = vim.tbl_get(opts, unpack(path))
     if value ~= nil then
       local parent = merged

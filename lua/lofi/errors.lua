@@ -24,6 +24,7 @@ M.codes = {
   CANCELLED = -32011,
   DOWNLOAD_FAILED = -32012,
   STORAGE_ERROR = -32013,
+  PLAYBACK_FAILED = -32020,
 }
 
 -- How loudly each code is shown: "error" | "warn" | "info" (same words as errors.py).
@@ -46,6 +47,7 @@ M.levels = {
   CANCELLED = "info",
   DOWNLOAD_FAILED = "error",
   STORAGE_ERROR = "error",
+  PLAYBACK_FAILED = "warn",
 }
 
 -- Client-side failures: level and the hint shown when the caller gives none.
@@ -55,7 +57,6 @@ M.client_codes = {
   DAEMON_EXITED = { level = "error", hint = "See the daemon log (:LofiLog)." },
   TIMEOUT = { level = "warn", hint = "The daemon did not answer in time; see :LofiLog." },
   BAD_ARGUMENT = { level = "error", hint = "See :help lofi-commands." },
-  NO_PLAYER = { level = "warn", hint = "Install mpv (or ffplay, afplay, paplay, aplay) or set player.cmd." },
   INSTALL_FAILED = { level = "error", hint = ":checkhealth lofi checks Python and the venv." },
 }
 

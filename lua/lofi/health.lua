@@ -294,18 +294,21 @@ function H.uptime(seconds)
 end
 
 function H.check_player(h)
-  h.start("lofi.nvim: playback")
-  local cfg = require("lofi.config").get()
-  if cfg.player.cmd then
-    h.ok("player.cmd is set")
+  h.start("lofi.nvim: playback (the daemon plays; see :help lofi-playback)")
+  local sink = require("lofi.config").get().player.sink
+  if sink then
+    h.ok("player.sink = " .. sink)
     return
   end
-  local name, exe = require("lofi.player").discover()
-  if name then
-    h.ok(string.format("player: %s (%s)", name, exe))
+  local found = vim.tbl_filter(function(name) return vim.fn.executable(name) == 1 end,
+    { "pw-cat", "paplay", "aplay", "mpv", "ffplay" })
+  if #found > 0 then
+    h.ok("audio outputs on PATH: " .. table.concat(found, ", ") .. " (sounddevice is tried first when installed)")
   else
-    h.warn("no audio player found (looked for " .. table.concat(cfg.player.order, ", ") .. ")",
-      { "Install mpv, or set player.cmd; tracks are still written to disk." })
+    h.warn("no pw-cat, paplay, aplay, mpv or ffplay on PATH", {
+      "Install mpv (or pipewire / pulseaudio tools), or pip install sounddevice into the daemon's venv.",
+      "Tracks are still written to disk.",
+    })
   end
 end
 

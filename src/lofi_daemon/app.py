@@ -26,6 +26,8 @@ from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, E
                      JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
 from .jobs import Job, JobProgress, JobQueue
 from .models.store import ModelStore
+from .playback.methods import PlaybackService
+from .playback.priority import yield_to_playback
 from .rpc import params as P
 from .rpc.dispatch import Dispatcher
 from .settings import Settings
@@ -53,10 +55,14 @@ class App:
         self._new_id = id_factory
         self.store = store or ModelStore(settings.models_dir)
         self.library = TrackLibrary(settings.tracks_dir)
+        self.playback = PlaybackService(settings, self.library, notify)
+        self._notify = notify = self.playback.observe(notify)  # the radio hears job events
         self.registry = registry or BackendRegistry(settings, self.store, on_status=self._backend_status)
         # One worker thread does every model load, generation and file write, in order.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
         self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
+        self.playback.bind(submit=lambda request: self.generate(P.parse(P.GenerateParams, request)),
+                           cancel=self.jobs.cancel)
         self._downloads: dict[str, tuple[threading.Thread, CancelToken]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -72,6 +78,7 @@ class App:
         self.jobs.start()
 
     async def close(self) -> None:
+        await self.playback.close()
         for _thread, token in self._downloads.values():
             token.cancel()
         await self.jobs.shutdown()
@@ -105,6 +112,7 @@ class App:
         d.register("delete_track", P.TrackParams, self.delete_track)
         d.register("shutdown", P.ShutdownParams, self.shutdown)
         d.register("daemon_info", P.NoParams, self.daemon_info)
+        self.playback.register(d)
         return d
 
     async def ping(self, _: P.NoParams) -> dict[str, Any]:
@@ -257,6 +265,7 @@ class App:
 
     # ----- the job itself (worker thread) ----------------------------------------------------
     def _run_job(self, job: Job, progress: JobProgress) -> dict[str, Any]:
+        yield_to_playback()  # this thread and the torch threads it starts: below the mixer
         started = time.perf_counter()
         backend = self.registry.ensure_loaded(job.backend, self.settings.device_plan)
         job.cancel.check()

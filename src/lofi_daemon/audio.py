@@ -79,3 +79,11 @@ def read(path: Path) -> tuple[np.ndarray, int]:
 
     data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     return np.ascontiguousarray(data.T), rate
+
+
+def probe(path: Path) -> tuple[int, int, int]:
+    """(frames, sample rate, channels) of an audio file, without decoding it."""
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    return int(info.frames), int(info.samplerate), int(info.channels)

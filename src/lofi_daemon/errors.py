@@ -37,6 +37,7 @@ class ErrorCode(enum.IntEnum):
     CANCELLED = -32011
     DOWNLOAD_FAILED = -32012
     STORAGE_ERROR = -32013
+    PLAYBACK_FAILED = -32020  # playback: no audio output, sink failed, nothing to play, remote daemon
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.CANCELLED: ErrorInfo("The job was cancelled.", "info"),
     ErrorCode.DOWNLOAD_FAILED: ErrorInfo("Check network and disk, then run :LofiSetup again.", "error"),
     ErrorCode.STORAGE_ERROR: ErrorInfo("Check free space and permissions of the cache dir.", "error"),
+    ErrorCode.PLAYBACK_FAILED: ErrorInfo("Pick another output with player.sink; :checkhealth lofi lists them.", "warn"),
 }
 
 
@@ -112,6 +114,7 @@ ModelLoadFailed = _error_class("ModelLoadFailed", ErrorCode.MODEL_LOAD_FAILED)
 ModelInferenceFailed = _error_class("ModelInferenceFailed", ErrorCode.MODEL_INFERENCE_FAILED)
 DownloadFailed = _error_class("DownloadFailed", ErrorCode.DOWNLOAD_FAILED)
 StorageError = _error_class("StorageError", ErrorCode.STORAGE_ERROR)
+PlaybackFailed = _error_class("PlaybackFailed", ErrorCode.PLAYBACK_FAILED)
 
 
 class JobCancelled(LofiError):

@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.parametrize("opts, message", [
     ({"progress": {"icon": 3}}, "(lofi) config: progress.icon must be a string, got 3 (number)"),
     ({"generate": {"duration_sec": 1000}}, "(lofi) config: generate.duration_sec must be a number from 5 to 240, got 1000 (number)"),
-    ({"player": {"order": "mpv"}}, '(lofi) config: player.order must be a list of strings, got "mpv"'),
+    ({"player": {"sink": 3}}, "(lofi) config: player.sink must be a non-empty string, got 3 (number)"),
     ({"progres": {}}, "(lofi) config: unknown option progres (known here: "),
 ])
 def test_setup_names_a_bad_option_by_its_dotted_path_without_a_traceback(bare_nvim, opts, message):
