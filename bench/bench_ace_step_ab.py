@@ -149,12 +149,14 @@ def transformer_ab(args, ref: str, batch: int, model=None, reference=None) -> di
     return interleaved({"reference": ref_run, "ours": ours_run}, args.repeat, compare)
 
 
-def build_transformers(ref: str):
+def build_transformers(ref: str, layers: int | None = None):
     import dataclasses
 
     from lofi_daemon.backends.ace_step.transformer import AceStepTransformer, TransformerConfig
 
     config = TransformerConfig()
+    if layers:
+        config = dataclasses.replace(config, num_layers=layers)
     with torch.device("meta"):
         model = AceStepTransformer(config)
     model = base.materialise_random(model, "cpu", torch.float32, seed=3)
@@ -187,9 +189,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs per side (alternating)")
     parser.add_argument("--decode", choices=("auto", "oneshot", "windowed"), default="auto")
     parser.add_argument("--ref", default="main", help="git revision of the reference code")
+    parser.add_argument("--layers", type=int, default=0, help="transformer depth (0: the real 24; fewer for quick looks)")
+    parser.add_argument("--keep-denormals", action="store_true", help="do not flush denormals to zero")
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
-    torch.set_flush_denormal(True)
+    torch.set_flush_denormal(not args.keep_denormals)
     print(f"# machine: {base.machine('cpu')}; ref {args.ref}; load {load()}", flush=True)
     if args.what == "profile-decode":
         torch.set_num_threads(args.threads[0])
@@ -197,7 +201,7 @@ def main(argv=None) -> int:
         return 0
     ref = reference_package(args.ref)
     results = []
-    models = build_transformers(ref) if args.what == "transformer" else (None, None)
+    models = build_transformers(ref, args.layers) if args.what == "transformer" else (None, None)
     for threads in args.threads:
         torch.set_num_threads(threads)
         for batch in (args.batch if args.what == "transformer" else [None]):

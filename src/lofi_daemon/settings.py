@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .device import DEVICE_CHOICES, DTYPE_CHOICES, DevicePlan
+from .device import DEVICE_CHOICES, DTYPE_CHOICES, DevicePlan, valid_threads
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class Preferences:
     low_vram: str = "auto"
     musicgen_model: str = "facebook/musicgen-small"
     output_format: str = "wav"
+    cpu_threads: int | str = "auto"  # torch compute threads on the CPU: "auto" (physical cores) or a count
     extra: dict[str, Any] = field(default_factory=dict)  # keys we do not know survive a rewrite
 
     @classmethod
@@ -45,6 +46,9 @@ class Preferences:
         if prefs.dtype not in DTYPE_CHOICES:
             log.warning("config: dtype %r is not one of %s; using auto", prefs.dtype, DTYPE_CHOICES)
             prefs.dtype = "auto"
+        if not valid_threads(prefs.cpu_threads):
+            log.warning("config: cpu_threads %r is not \"auto\" or a whole number >= 1; using auto", prefs.cpu_threads)
+            prefs.cpu_threads = "auto"
         return prefs
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,7 +82,8 @@ class Settings:
     @property
     def device_plan(self) -> DevicePlan:
         device = os.environ.get("LOFI_DEVICE", self.prefs.device)
-        return DevicePlan(preference=device, dtype=self.prefs.dtype, low_vram=self.prefs.low_vram)
+        return DevicePlan(preference=device, dtype=self.prefs.dtype, low_vram=self.prefs.low_vram,
+                          threads=self.prefs.cpu_threads)
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> "Settings":
