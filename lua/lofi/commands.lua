@@ -320,7 +320,8 @@ function M.status()
     if playing then
       lines[#lines + 1] = "  " .. playing.state .. " " .. (playing.prompt or playing.track_id) .. (playing.radio and " (radio)" or "")
     end
-    notify.info(table.concat(lines, "\n"))
+    -- Several lines: a float, not a message that waits for ENTER.
+    require("lofi.view").show("lofi status", lines)
   end)
 end
 

@@ -347,8 +347,36 @@ end
 
 -- ----------------------------------------------------------------------------- socket
 
+-- The folder of the socket must be ours alone: a socket planted in a folder others can write to
+-- (a /tmp fallback, a misconfigured socket_path) could be anyone's, and prompts are private.
+---@return lofi.Error|nil
+function H.unsafe_folder(path)
+  local dir = vim.fs.dirname(path)
+  local st = vim.uv.fs_lstat(dir)
+  if not st then
+    return nil -- the daemon creates it, 0700
+  end
+  local problem
+  if st.type ~= "directory" then
+    problem = "is a " .. st.type .. ", not a folder"
+  elseif st.uid ~= vim.uv.getuid() then
+    problem = "belongs to uid " .. st.uid
+  elseif bit.band(st.mode, 18) ~= 0 then -- 0o022: group or others may write
+    problem = string.format("can be written by others (mode %o)", bit.band(st.mode, 511))
+  end
+  if problem then
+    return errors.new("DAEMON_NOT_FOUND", "not connecting to " .. path .. ": its folder " .. problem,
+      "Remove " .. dir .. " or set daemon.socket_path to a folder only you can write.")
+  end
+end
+
 function H.start_socket(serial, resolved)
-  local conn = { kind = "socket", path = M.socket_path(), queue = {}, resolved = resolved, started = vim.uv.now() }
+  local path = M.socket_path()
+  local unsafe = H.unsafe_folder(path)
+  if unsafe then
+    return false, unsafe
+  end
+  local conn = { kind = "socket", path = path, queue = {}, resolved = resolved, started = vim.uv.now() }
   H.conn = conn
   H.client = H.new_client(serial, function(data)
     if conn.closed then

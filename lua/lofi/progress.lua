@@ -230,7 +230,7 @@ function M.job_done(job)
     local r = job.result or {}
     if config.get().progress.notify then
       local took = type(r.generation_time_sec) == "number" and string.format(" in %.1f s", r.generation_time_sec) or ""
-      notify.info(string.format("♪ ready: %s (%s%s) %s", describe(job), errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), took, job.path or ""))
+      notify.info(string.format("♪ ready: %s (%s%s) %s", describe(job), errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), took, job.path and vim.fn.fnamemodify(job.path, ":~") or ""))
     end
   elseif job.state == "error" then
     -- A dead daemon is reported once by lofi.daemon, not once per track.

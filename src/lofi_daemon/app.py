@@ -222,6 +222,10 @@ class App:
 
         try:
             self.store.download(manifest, on_progress, cancel)
+            # Some backends prepare what they downloaded (ace_step_15 converts a checkpoint layout).
+            finish_setup = getattr(self.registry.get(name), "finish_setup", None)
+            if finish_setup is not None:
+                finish_setup(on_progress, cancel)
         except JobCancelled:
             outcome = ("download_error", {"backend": name, "code": ErrorCode.CANCELLED.name,
                                           "message": "download cancelled", "hint": "Run :LofiSetup again to resume it."})

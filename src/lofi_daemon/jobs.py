@@ -222,7 +222,7 @@ class JobQueue:
             except LofiError as exc:
                 job.state = "error"
                 log.warning("job %s failed: %s", job.track_id, exc.message)
-                self._tell("generation_error", {"track_id": job.track_id, "code": exc.code.name,
+                self._tell("generation_error", {**exc.facts, "track_id": job.track_id, "code": exc.code.name,
                                                   "message": exc.message, "hint": exc.hint})
             except Exception as exc:  # a crash inside a job must never kill the daemon
                 job.state = "error"

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from .device import DEVICE_CHOICES, DTYPE_CHOICES, DevicePlan
+from .device import DEVICE_CHOICES, DTYPE_CHOICES, DevicePlan, valid_threads
 from .tracks import DIR_MODE, read_regular_file, write_private_atomic
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class Preferences:
     low_vram: str = "auto"
     musicgen_model: str = "facebook/musicgen-small"
     output_format: str = "wav"
+    cpu_threads: int | str = "auto"  # torch compute threads on the CPU: "auto" (physical cores) or a count
     extra: dict[str, Any] = field(default_factory=dict)  # keys we do not know survive a rewrite
 
     @classmethod
@@ -65,7 +66,12 @@ class Preferences:
         for key in sorted(known & set(raw)):
             value, allowed = raw[key], CHOICES.get(key)
             default = getattr(prefs, key)
-            if not isinstance(value, str) or not value or len(value) > 256:
+            if key == "cpu_threads":  # the one preference that may be a number
+                if valid_threads(value):
+                    prefs.cpu_threads = value
+                else:
+                    problems.append(f'config: cpu_threads must be "auto" or a whole number >= 1, got {_show(value)}; using {default!r}')
+            elif not isinstance(value, str) or not value or len(value) > 256:
                 problems.append(f"config: {key} must be a string, got {_show(value)}; using {default!r}")
             elif allowed is not None and value not in allowed:
                 problems.append(f"config: {key} {value!r} is not one of {', '.join(allowed)}; using {default!r}")
@@ -111,7 +117,8 @@ class Settings:
     @property
     def device_plan(self) -> DevicePlan:
         device = os.environ.get("LOFI_DEVICE", self.prefs.device)
-        return DevicePlan(preference=device, dtype=self.prefs.dtype, low_vram=self.prefs.low_vram)
+        return DevicePlan(preference=device, dtype=self.prefs.dtype, low_vram=self.prefs.low_vram,
+                          threads=self.prefs.cpu_threads)
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> "Settings":

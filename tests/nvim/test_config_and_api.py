@@ -69,10 +69,9 @@ def test_status_command_shows_backend_current_track_and_queue(nvim):
     nvim.wait("return require('lofi').status().current ~= nil and require('lofi').status().current.percent > 0",
               30, "the first track to make progress")
     nvim.cmd("LofiStatus")
-    nvim.wait("return #T.messages() > 0 and T.messages()[#T.messages()]:find('backend procedural') ~= nil", 15,
-              "the status message")
-    status = nvim.messages()[-1].splitlines()
-    assert status[0] == "lofi: backend procedural (ready)"
+    nvim.wait("return require('lofi.view').win() ~= nil", 15, "the status float")
+    status = nvim.lua("return vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(require('lofi.view').win()), 0, -1, false)")
+    assert status[0] == "backend procedural (ready)"
     assert status[1].startswith('  generating "status one" ')
     assert status[2].startswith('  1. "status two"')
 

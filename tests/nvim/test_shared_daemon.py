@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from nvim_child import REPO, pid_alive, start_child, wait_gone
+from nvim_child import REPO, start_child, wait_gone
 
 GRACE_SEC = 1  # daemon.idle_exit_sec in these tests
 
@@ -162,3 +162,61 @@ def test_the_socket_path_is_the_one_the_daemon_computes(nvim_bin, tmp_path, chil
             assert lua_path == py_path, case
     finally:
         child.quit()
+
+
+def test_a_socket_folder_others_can_write_to_is_not_used(bare_nvim, tmp_path):
+    folder = tmp_path / "open"
+    folder.mkdir()
+    folder.chmod(0o777)
+    bare_nvim.setup(log_file=str(bare_nvim.daemon_log), daemon={"socket_path": str(folder / "daemon.sock")})
+    answer = bare_nvim.call("ping")
+    assert answer["err"]["code"] == "DAEMON_NOT_FOUND"
+    assert "can be written by others (mode 777)" in answer["err"]["message"]
+    assert list(folder.iterdir()) == []  # no daemon was started there
+
+
+def serving(socket_path: str) -> list[int]:
+    """Live daemon processes started for ``socket_path`` (by command line)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"--socket" in argv and socket_path.encode() in argv and state != "Z":
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_editors_starting_at_the_same_instant_end_up_with_one_daemon(nvim_bin, tmp_path, child_env, fake_player):
+    children = []
+    try:
+        for i in range(3):
+            folder = tmp_path / f"e{i}"
+            folder.mkdir()
+            child = start_child(nvim_bin, folder)
+            child.setup(log_file=str(child.daemon_log), daemon={"idle_exit_sec": GRACE_SEC})
+            children.append(child)
+        gate_ms = (time.time() + 2.0) * 1000  # every editor sends its first request at this instant
+        for child in children:
+            child.lua("""
+                local s, us = vim.uv.gettimeofday()
+                vim.defer_fn(function() require('lofi').request('ping', nil, function() end) end,
+                  math.max(0, math.floor(... - (s * 1000 + us / 1000))))
+            """, gate_ms)
+        pids = {daemon_pid(child) for child in children}
+        assert len(pids) == 1
+        path = socket_of(children[0])
+        wait_until_one = time.monotonic() + 30  # the extra daemons some editors started exit by themselves
+        while len(serving(path)) > 1 and time.monotonic() < wait_until_one:
+            time.sleep(0.05)
+        assert serving(path) == list(pids)
+        assert children[0].call("daemon_info")["result"]["clients"] == 3
+    finally:
+        for child in children:
+            child.remember_daemon()
+            child.quit()
+        for pid in set().union(*(c.pids for c in children)):
+            if not wait_gone(pid, 15):
+                os.kill(pid, signal.SIGKILL)

@@ -61,7 +61,6 @@ def test_ten_clients_started_at_the_same_instant_share_exactly_one_daemon(root):
             assert probe.call("daemon_info")["result"]["clients"] == 11
     finally:
         release(clients)
-    (pid,) = pids
     wait_until(lambda: not daemon_pids(path), 30, "the daemon to exit after its last client")
 
 

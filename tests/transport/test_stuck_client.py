@@ -38,3 +38,35 @@ def test_a_client_that_never_reads_is_dropped_while_another_sees_every_notificat
             wait_until(lambda: driver.call("daemon_info")["result"]["clients"] == 1, 10, "the stuck client to be gone")
             assert rss_kib(daemon.proc.pid) - baseline_kib < 64 * 1024
         stuck.close()
+
+
+def test_a_client_that_sends_without_reading_is_paused_not_buffered(daemon):
+    import threading
+    import time
+
+    flooder = daemon.client(read=False)
+    baseline_kib = rss_kib(daemon.proc.pid)
+    line = b'{"jsonrpc":"2.0","id":1,"method":"get_backends"}\n' * 1000  # ~1 MB of replies per 50 KB sent
+    sent = [0]
+
+    def flood() -> None:
+        try:
+            for _ in range(2000):  # 100 MB of requests, 2 GB of replies nobody reads
+                flooder.sock.sendall(line)
+                sent[0] += 1
+        except OSError:
+            pass
+
+    threading.Thread(target=flood, daemon=True).start()
+    last, stalled_since = -1, time.monotonic()
+    while sent[0] < 2000 and time.monotonic() - stalled_since < 3.0:  # until the daemon stops reading it
+        if sent[0] != last:
+            last, stalled_since = sent[0], time.monotonic()
+        time.sleep(0.1)
+    assert sent[0] < 2000, "the daemon read everything a non-reading client sent"
+    assert rss_kib(daemon.proc.pid) - baseline_kib < 64 * 1024
+    with daemon.client() as other:  # meanwhile everyone else is served
+        assert other.call("ping")["result"]["status"] == "ok"
+        assert other.call("daemon_info")["result"]["clients"] == 2  # throttled, not dropped
+    assert "disconnecting it" not in daemon.log()
+    flooder.close()

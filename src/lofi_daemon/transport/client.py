@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 from ..rpc import framing
 from .lock import SpawnLock
 from .paths import ensure_private_dir
+from .peer import peer_uid
 
 SPAWN_WAIT_SEC = 30.0
 
@@ -80,10 +81,19 @@ class RpcConnection:
 
 
 async def connect(path: Path) -> RpcConnection | None:
+    """A connection to the daemon on ``path``, or None when none listens there.
+
+    Raises DaemonUnreachable when what listens there is another user's process: prompts are
+    private, so a socket planted in a shared folder is never talked to.
+    """
     try:
         reader, writer = await asyncio.open_unix_connection(os.fsencode(path), limit=framing.MAX_LINE_BYTES)
     except (ConnectionRefusedError, FileNotFoundError, NotADirectoryError, PermissionError):
         return None
+    uid = peer_uid(writer.get_extra_info("socket"))
+    if uid != os.getuid():
+        writer.close()
+        raise DaemonUnreachable(f"{path} is served by uid {uid}, not by this user ({os.getuid()}); not using it")
     return RpcConnection(reader, writer)
 
 

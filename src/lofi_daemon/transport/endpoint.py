@@ -10,9 +10,11 @@ result or raise the LofiError the daemon sent, and hand notifications to
 from __future__ import annotations
 
 import itertools
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import PROTOCOL_VERSION
 from ..errors import ErrorCode, LofiError
 from ..settings import Settings
 from .client import RpcConnection, connect
@@ -99,5 +101,11 @@ async def open_endpoint(settings: Settings, *, in_process: bool = False) -> Endp
         path = default_socket_path(settings.cache_dir)
         conn = await connect(path)
         if conn is not None:
-            return Remote(conn, path)
+            remote = Remote(conn, path)
+            pong = await remote.call("ping")
+            if pong.get("protocol") == PROTOCOL_VERSION:
+                return remote
+            await remote.close()
+            print(f"lofi: the running daemon speaks protocol {pong.get('protocol')}, this lofi speaks "
+                  f"{PROTOCOL_VERSION}; working in-process instead", file=sys.stderr)
     return InProcess(settings)

@@ -165,6 +165,8 @@ class Connection(asyncio.Protocol):
         self._lines: asyncio.Queue[bytes | framing.LineTooLong | None] = asyncio.Queue()
         self._unanswered = 0  # bytes read but not yet answered
         self._write_paused = False
+        self._writable = asyncio.Event()  # clear while the client is behind: answer nothing more
+        self._writable.set()
         self._reading_paused = False
         self._ending = False
         self._task: asyncio.Task[None] | None = None
@@ -212,6 +214,7 @@ class Connection(asyncio.Protocol):
         return True  # keep the write side open until the last reply has gone out
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._writable.set()
         was_client = self in self.server._connections
         self.server.removed(self)
         self._lines.put_nowait(None)
@@ -222,10 +225,12 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._writable.clear()
         self._update_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._writable.set()
         self._update_reading()
 
     # ----- sending ---------------------------------------------------------------------------
@@ -254,6 +259,7 @@ class Connection(asyncio.Protocol):
             line = await self._lines.get()
             if line is None:
                 break
+            await self._writable.wait()  # a client that reads nothing gets no more replies queued
             reply = await answer_line(self.server.dispatcher, line)
             if isinstance(line, bytes):
                 self._unanswered -= len(line)
