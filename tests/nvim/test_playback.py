@@ -102,3 +102,16 @@ def test_autoplay_queue_waits_for_the_end_of_what_plays(bare_nvim, tmp_path):
     s = wait_state(nvim, f"s.queued == '{second['track_id']}'", "the second track queued")
     assert s["track_id"] == first["track_id"]
     nvim.cmd("LofiStop")
+
+
+def test_a_percent_in_the_prompt_survives_statusline_evaluation(bare_nvim, tmp_path):
+    nvim = bare_nvim
+    setup(nvim, tmp_path)
+    nvim.cmd("LofiRadio 100% chill")
+    wait_state(nvim, "s.state == 'playing' and s.prompt == '100% chill'", "the radio playing")
+    raw = nvim.statusline()
+    assert raw.startswith("♪ 100% chill ")
+    # What lualine does with a component's text: evaluate it as 'statusline' syntax again.
+    shown = nvim.lua("return vim.api.nvim_eval_statusline(require('lofi').statusline({ escape = true }), {}).str")
+    assert shown.startswith("♪ 100% chill ")
+    nvim.cmd("LofiStop")
