@@ -200,7 +200,8 @@ function M.radio_toggle(prompt, cb)
   if prompt == nil or prompt == "" then
     prompt = H.state and H.state.prompt or config.get().player.radio_prompt
   end
-  local params = H.with_sink({ prompt = prompt, duration_sec = config.get().generate.duration_sec })
+  local params = H.with_sink({ prompt = prompt, duration_sec = config.get().generate.duration_sec,
+    crossfade_sec = config.get().player.crossfade_sec })
   if config.get().generate.backend then
     params.backend = config.get().generate.backend
   end
