@@ -73,6 +73,7 @@ def test_pause_toggles_and_volume_moves_by_steps(bare_nvim, tmp_path):
     wait_state(nvim, "s.state == 'stopped'", "stopped")
     nvim.cmd("LofiPlay last")
     wait_state(nvim, f"s.state == 'playing' and s.track_id == '{done['track_id']}'", "playing the last track")
+    nvim.wait("return T.messages()[#T.messages()] == 'lofi: playing rain on a window'", 10, "the announcement")
     nvim.cmd("LofiStop")
 
 
@@ -87,6 +88,7 @@ def test_a_failed_sink_is_one_warning_with_its_own_message(bare_nvim, tmp_path):
     warnings = nvim.messages(3)  # WARN and up
     assert len(warnings) == 1, warnings
     assert "audio open error: no such card" in warnings[0] and "player.sink" in warnings[0]
+    assert not any(m.startswith("lofi: playing") for m in nvim.messages())  # it never said it plays
     assert state(nvim)["state"] == "stopped"
     assert nvim.call("ping")["result"]["status"] == "ok"  # the daemon lives on
 
