@@ -47,17 +47,13 @@ from .errors import StorageError, TrackNotFound
 log = logging.getLogger(__name__)
 
 FORMATS = ("wav", "flac", "ogg")  # the same keys as audio.FORMATS (kept import-light here)
-TRACK_ID_RE = re.compile(r"t[0-9a-f]{12}")
+TRACK_ID_RE = re.compile(r"t[0-9a-f]{12}")  # the form app.new_track_id makes
 TEMP_RE = re.compile(r"(?P<final>.+)\.(?P<pid>\d+)\.(?P<rand>[0-9a-f]+)\.tmp")
 MAX_SIDECAR_BYTES = 1 << 20
 STALE_TEMP_SEC = 3600.0  # longer than any write; a temp this old has no live writer
 MTIME_TICK_NS = 2_000_000_000  # a folder changed this recently may change again within one mtime tick
 FILE_MODE = 0o600
 DIR_MODE = 0o700
-
-
-def new_track_id() -> str:
-    return "t" + secrets.token_hex(6)
 
 
 def cache_key(*, backend: str, model_version: str, prompt: str, seed: int, duration_sec: float,
