@@ -339,7 +339,7 @@ class TrackLibrary:
         for name, entry in entries.items():
             path = Path(entry.path)
             if name.endswith(".tmp"):
-                if _temp_is_dead(path, name) and _unlink_if_unlocked(path):
+                if temp_is_dead(path) and _unlink_if_unlocked(path):
                     removed.append(path)
                 continue
             stem, dot, ext = name.rpartition(".")
@@ -429,8 +429,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _temp_is_dead(path: Path, name: str) -> bool:
+def remove_dead_temps(folder: Path, prefix: str) -> list[Path]:
+    """Remove ``<prefix>*.tmp`` files in ``folder`` that no live writer owns."""
+    removed = []
+    for path in folder.glob(f"{prefix}*.tmp"):
+        if temp_is_dead(path) and _unlink_if_unlocked(path):
+            removed.append(path)
+    return removed
+
+
+def temp_is_dead(path: Path) -> bool:
     """Whether no writer can still own this temp file: its pid is gone, or it is very old."""
+    name = path.name
     try:
         age = time.time() - path.lstat().st_mtime
     except OSError:
