@@ -198,7 +198,8 @@ class App:
         running = self._downloads.get(name)
         if running is not None and running[0].is_alive():
             raise DownloadInProgress(f"{name} is already downloading", backend=name)
-        if manifest is None or backend.is_installed():
+        if manifest is None or (backend.is_installed()
+                                and not await asyncio.to_thread(self.store.needs_repair, manifest)):
             return {"started": False, "already_installed": True}
         self.registry.set_transient(name, "downloading")
         token = CancelToken()
