@@ -112,7 +112,9 @@ def test_a_killed_shared_daemon_is_replaced_once_and_the_user_told_once(editors)
     for child in (a, b):
         child.wait("return #T.messages(vim.log.levels.ERROR) > 0", 15, "the lost-connection message")
     for child in (a, b):
-        (message,) = child.messages(4)
+        messages = child.messages(4)
+        assert len(messages) == 1, messages
+        (message,) = messages
         assert "lost the connection to the shared daemon" in message and "reconnecting" in message
         child.wait(f"return require('lofi.daemon').pid() ~= nil and require('lofi.daemon').pid() ~= {pid}", 30,
                    "a new daemon")
