@@ -87,7 +87,10 @@ def test_a_track_from_the_cli_appears_in_both_editors(editors, child_env):
         (done,) = child.wait_done(1, timeout=30)
         assert done["status"] == "complete" and done["path"] == path
         tracks = child.call("list_tracks")["result"]["tracks"]
-        assert [t["path"] for t in tracks] == [path]  # what the track picker lists
+        assert [t["path"] for t in tracks] == [path]
+        child.cmd("LofiTracks")  # the picker (nothing chosen)
+        child.wait("return #T.asked > 0", 15, "the track picker")
+        assert child.lua("return T.asked[#T.asked].labels") == ["from the terminal  0:05 · procedural · seed 5"]
 
 
 def test_quitting_one_editor_keeps_the_daemon_and_quitting_both_ends_it_after_the_grace(editors):
