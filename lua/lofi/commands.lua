@@ -33,8 +33,41 @@ function H.value(key, text)
   return tonumber(text) or text
 end
 
---- Parse `:LofiGenerate` arguments: words are the prompt, a last bare number is the
---- duration in seconds, key=value pairs are options (steps=, guidance=, seed=, ...).
+--- A duration as people write it: "30", "30s", "2m", "1m30s", "1:30", "90.5s". Seconds, or nil.
+---@param text string
+---@return number|nil
+function M.parse_duration(text)
+  if type(text) == "number" then
+    return text
+  end
+  text = vim.trim(tostring(text or "")):lower()
+  local seconds = text:match("^(%d+%.?%d*)s?$") or text:match("^(%d+%.?%d*)sec$")
+  if seconds then
+    return tonumber(seconds)
+  end
+  local minutes = text:match("^(%d+%.?%d*)m$") or text:match("^(%d+%.?%d*)min$")
+  if minutes then
+    return tonumber(minutes) * 60
+  end
+  local m, s = text:match("^(%d+)m(%d+%.?%d*)s?$")
+  if not m then
+    m, s = text:match("^(%d+):(%d%d%.?%d*)$")
+  end
+  if m and tonumber(s) < 60 then
+    return tonumber(m) * 60 + tonumber(s)
+  end
+end
+
+H.ERA_WORDS = { the = true, of = true, from = true, ["in"] = true, early = true, late = true, mid = true }
+
+function H.is_decade(word, before)
+  return word:match("^%d0s$") ~= nil and before ~= nil and H.ERA_WORDS[before:lower()] == true
+end
+
+--- Parse `:LofiGenerate` arguments: words are the prompt, a last word that is a duration
+--- (`30s`, `2m`, `1:30`, or a bare number of seconds) is the duration, key=value pairs are
+--- options (steps=, guidance=, seed=, duration=2m, ...). The prompt of vim.ui.input is
+--- parsed the same way.
 ---@param args string
 ---@return table opts for require("lofi").generate (prompt may be "")
 function M.parse_generate(args)
@@ -44,28 +77,93 @@ function M.parse_generate(args)
     if key then
       key = key:gsub("%-", "_")
       opts[key] = H.value(key, value)
+      if key == "duration" or key == "duration_sec" then
+        opts[key] = M.parse_duration(value) or opts[key]
+      end
     else
       words[#words + 1] = token
     end
   end
-  if #words > 0 and opts.duration == nil and opts.duration_sec == nil and words[#words]:match("^%d+%.?%d*$") then
-    opts.duration = tonumber(table.remove(words))
+  if #words > 0 and opts.duration == nil and opts.duration_sec == nil then
+    local seconds = M.parse_duration(words[#words])
+    if seconds and H.is_decade(words[#words], words[#words - 1]) then
+      seconds = nil -- "hip hop from the 90s" is an era, not 90 seconds
+    end
+    if seconds then
+      table.remove(words)
+      opts.duration = seconds
+    end
   end
   opts.prompt = table.concat(words, " ")
   return opts
 end
 
--- The text of the visual selection (or of the lines of the range) as one line.
+-- Comment leaders of the current buffer, longest first: from 'commentstring' ("-- %s",
+-- "/* %s */") and 'comments' ("://,b:#,s1:/*,mb:*,ex:*/").
+function H.comment_marks()
+  local leaders, trailers = {}, {}
+  local cms = vim.bo.commentstring or ""
+  local before, after = cms:match("^(.-)%%s(.-)$")
+  if before and vim.trim(before) ~= "" then
+    leaders[#leaders + 1] = vim.trim(before)
+  end
+  if after and vim.trim(after) ~= "" then
+    trailers[#trailers + 1] = vim.trim(after)
+  end
+  for part in (vim.bo.comments or ""):gmatch("[^,]+") do
+    local flags, text = part:match("^([^:]*):(.*)$")
+    if text and vim.trim(text) ~= "" then
+      if flags:find("e") then
+        trailers[#trailers + 1] = vim.trim(text)
+      else
+        -- "b": the leader counts only when a blank follows ("- item", not "--x")
+        leaders[#leaders + 1] = vim.trim(text) .. (flags:find("b") and " " or "")
+      end
+    end
+  end
+  local by_length = function(a, b) return #vim.trim(a) > #vim.trim(b) end
+  table.sort(leaders, by_length)
+  table.sort(trailers, by_length)
+  return leaders, trailers
+end
+
+--- One line of a selection without its comment leader (and block comment end).
+function H.strip_comment(line, leaders, trailers)
+  line = vim.trim(line)
+  for _, leader in ipairs(leaders) do
+    if vim.startswith(line, leader) or (leader:sub(-1) == " " and line == vim.trim(leader)) then
+      line = vim.trim(line:sub(#leader + 1))
+      break
+    end
+  end
+  for _, trailer in ipairs(trailers) do
+    if vim.endswith(line, trailer) then
+      line = vim.trim(line:sub(1, #line - #trailer))
+      break
+    end
+  end
+  return line
+end
+
+-- The text of the visual selection (or of the lines of the range) as one line, each line
+-- without its comment leader: a prompt written in a comment reads as the prompt.
 function H.range_text(o)
-  local text
+  local lines
   local vstart, vend = vim.fn.getpos("'<"), vim.fn.getpos("'>")
   if o.range == 2 and vstart[2] == o.line1 and vend[2] == o.line2 then
     local ok, region = pcall(vim.fn.getregion, vstart, vend, { type = vim.fn.visualmode() })
-    text = ok and table.concat(region, " ") or nil
+    lines = ok and region or nil
   end
-  text = text or table.concat(vim.api.nvim_buf_get_lines(0, o.line1 - 1, o.line2, false), " ")
-  -- Comment leaders and runs of blanks are noise in a prompt.
-  return vim.trim((text:gsub("%s+", " ")))
+  lines = lines or vim.api.nvim_buf_get_lines(0, o.line1 - 1, o.line2, false)
+  local leaders, trailers = H.comment_marks()
+  local parts = {}
+  for _, line in ipairs(lines) do
+    local text = H.strip_comment(line, leaders, trailers)
+    if text ~= "" then
+      parts[#parts + 1] = text
+    end
+  end
+  return vim.trim((table.concat(parts, " "):gsub("%s+", " ")))
 end
 
 function H.submit(opts)
@@ -93,10 +191,15 @@ function M.generate(o)
     return H.submit(opts)
   end
   vim.ui.input({ prompt = "lofi prompt: " }, function(input)
-    if input and vim.trim(input) ~= "" then
-      opts.prompt = input
-      H.submit(opts)
+    if not input or vim.trim(input) == "" then
+      return
     end
+    -- What is typed here reads like the command line: "sad rainy jazz 20s seed=3".
+    local typed = M.parse_generate(input)
+    if typed.prompt == "" then
+      return notify.error(errors.new("BAD_ARGUMENT", "a prompt is required, e.g. 'lofi hip hop, jazzy piano 30s'"))
+    end
+    H.submit(vim.tbl_extend("force", opts, typed))
   end)
 end
 
@@ -213,63 +316,54 @@ function M.status()
     for i, job in ipairs(s.queue or {}) do
       lines[#lines + 1] = string.format("  %d. %q  [%s]", i, job.prompt or "", job.track_id)
     end
-    local playing = require("lofi.player").now_playing()
+    local playing = require("lofi.playback").now_playing()
     if playing then
-      lines[#lines + 1] = "  playing " .. playing
+      lines[#lines + 1] = "  " .. playing.state .. " " .. (playing.prompt or playing.track_id) .. (playing.radio and " (radio)" or "")
     end
-    notify.info(table.concat(lines, "\n"))
+    -- Several lines: a float, not a message that waits for ENTER.
+    require("lofi.view").show("lofi status", lines)
   end)
 end
 
-function H.play_path(path)
-  local ok, err = require("lofi.player").play(path)
-  if not ok then
-    return notify.error(err)
-  end
-  notify.info("playing " .. path)
-end
-
--- The newest track of the library (tracks come newest first, but do not rely on it).
-function H.newest(tracks)
-  table.sort(tracks, function(a, b) return (a.created_at or 0) > (b.created_at or 0) end)
-  return tracks[1]
+-- Playback goes through the daemon's player (lua/lofi/playback.lua).
+function H.play_track(which)
+  require("lofi.playback").play(which, function(err, result)
+    if not err then
+      notify.info("playing " .. (result.prompt or result.track_id))
+    end
+  end)
 end
 
 function M.play(o)
-  local which = o.args
-  if which == "" or which == "last" then
-    local last = require("lofi.jobs").last_complete()
-    if last and last.path then
-      return H.play_path(last.path)
-    end
-  end
-  lofi().tracks(function(err, tracks)
-    if err then
-      return notify.error(err)
-    end
-    H.track_ids = vim.tbl_map(function(t) return t.track_id end, tracks)
-    local track
-    if which == "" or which == "last" then
-      track = H.newest(tracks)
-    else
-      for _, t in ipairs(tracks) do
-        if t.track_id == which then
-          track = t
-        end
-      end
-    end
-    if not track then
-      return notify.error(errors.new("TRACK_NOT_FOUND", which ~= "" and which ~= "last" and ("no track " .. which) or "no tracks yet",
-        "Make one with :LofiGenerate, or pick one with :LofiTracks."))
-    end
-    H.play_path(track.path)
+  local which = vim.trim(o.args or "")
+  H.play_track(which == "" and "last" or which)
+  lofi().tracks(function(err, tracks) -- ids for completion next time
+    H.track_ids = not err and vim.tbl_map(function(t) return t.track_id end, tracks) or H.track_ids
   end)
 end
 
 function M.stop()
-  if not require("lofi.player").stop() then
-    notify.info("nothing is playing")
-  end
+  require("lofi.playback").stop()
+end
+
+function M.pause()
+  require("lofi.playback").pause_toggle()
+end
+
+function M.next()
+  require("lofi.playback").next(function(err, result)
+    if not err and result.skipped == false then
+      notify.info("the next track is still being made; it follows as soon as it is ready")
+    end
+  end)
+end
+
+function M.volume(o)
+  require("lofi.playback").volume(vim.trim(o.args or ""))
+end
+
+function M.radio(o)
+  require("lofi.playback").radio_toggle(vim.trim(o.args or ""))
 end
 
 function H.describe_track(t)
@@ -277,7 +371,7 @@ function H.describe_track(t)
 end
 
 M.track_actions = {
-  { label = "Play", run = function(t) H.play_path(t.path) end },
+  { label = "Play", run = function(t) H.play_track(t.track_id) end },
   {
     label = "Regenerate with the same seed",
     run = function(t)

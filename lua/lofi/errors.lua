@@ -23,6 +23,8 @@ M.codes = {
   MODEL_INFERENCE_FAILED = -32010,
   CANCELLED = -32011,
   DOWNLOAD_FAILED = -32012,
+  STORAGE_ERROR = -32013,
+  PLAYBACK_FAILED = -32020,
 }
 
 -- How loudly each code is shown: "error" | "warn" | "info" (same words as errors.py).
@@ -44,6 +46,8 @@ M.levels = {
   MODEL_INFERENCE_FAILED = "error",
   CANCELLED = "info",
   DOWNLOAD_FAILED = "error",
+  STORAGE_ERROR = "error",
+  PLAYBACK_FAILED = "warn",
 }
 
 -- Client-side failures: level and the hint shown when the caller gives none.
@@ -53,8 +57,7 @@ M.client_codes = {
   DAEMON_EXITED = { level = "error", hint = "See the daemon log (:LofiLog)." },
   TIMEOUT = { level = "warn", hint = "The daemon did not answer in time; see :LofiLog." },
   BAD_ARGUMENT = { level = "error", hint = "See :help lofi-commands." },
-  NO_PLAYER = { level = "warn", hint = "Install mpv (or ffplay, afplay, paplay, aplay) or set player.cmd." },
-  INSTALL_FAILED = { level = "error", hint = "See the output above; :checkhealth lofi checks Python." },
+  INSTALL_FAILED = { level = "error", hint = ":checkhealth lofi checks Python and the venv." },
 }
 
 local name_by_number = {}

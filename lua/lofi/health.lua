@@ -115,6 +115,26 @@ function H.call(method, timeout_ms)
   return result, err
 end
 
+-- Neovim before 0.9 has no vim.health (its checks use require("health").report_*): say
+-- that this Neovim is too old in whichever API exists, and stop.
+function H.too_old()
+  local v = vim.version()
+  local text = string.format("Neovim %d.%d.%d is too old: lofi.nvim needs Neovim 0.10 or newer", v.major, v.minor, v.patch)
+  local h = vim.health
+  if h and h.start then
+    h.start("lofi.nvim: Neovim")
+    h.error(text)
+    return
+  end
+  local ok, old = pcall(require, "health")
+  if ok and type(old) == "table" and old.report_start then
+    old.report_start("lofi.nvim: Neovim")
+    old.report_error(text)
+  else
+    vim.notify("lofi: " .. text, vim.log.levels.ERROR)
+  end
+end
+
 function H.check_neovim(h)
   h.start("lofi.nvim: Neovim")
   local v = vim.version()
@@ -124,11 +144,25 @@ function H.check_neovim(h)
   else
     h.error("Neovim " .. version .. " is too old", { "lofi.nvim needs Neovim 0.10 or newer" })
   end
-  if vim.fn.has("nvim-0.12") == 1 then
-    h.ok("native progress messages available (nvim_echo kind=progress)")
+  H.check_live_progress(h)
+end
+
+-- The sink live progress goes to, tried for real where it can fail (Neovim's own messages).
+H.SINK_NAMES = {
+  fidget = "fidget.nvim",
+  native = "Neovim's progress messages (nvim_echo kind=progress)",
+  notify = "vim.notify (start and finish; live when the notifier can replace messages)",
+}
+
+function H.check_live_progress(h)
+  local checked = require("lofi.progress").check_live_sink()
+  if checked.error then
+    h.warn(checked.error, { "Progress falls back to " .. (H.SINK_NAMES[checked.sink] or "the statusline only") .. "." })
   end
-  if pcall(require, "fidget.progress") then
-    h.ok("fidget.nvim found: progress shows there")
+  if checked.sink then
+    h.ok("live progress: " .. H.SINK_NAMES[checked.sink])
+  else
+    h.info("live progress: statusline and User events only (progress.fidget/native/notify are off)")
   end
 end
 
@@ -260,23 +294,29 @@ function H.uptime(seconds)
 end
 
 function H.check_player(h)
-  h.start("lofi.nvim: playback")
-  local cfg = require("lofi.config").get()
-  if cfg.player.cmd then
-    h.ok("player.cmd is set")
+  h.start("lofi.nvim: playback (the daemon plays; see :help lofi-playback)")
+  local sink = require("lofi.config").get().player.sink
+  if sink then
+    h.ok("player.sink = " .. sink)
     return
   end
-  local name, exe = require("lofi.player").discover()
-  if name then
-    h.ok(string.format("player: %s (%s)", name, exe))
+  local found = vim.tbl_filter(function(name) return vim.fn.executable(name) == 1 end,
+    { "pw-cat", "paplay", "aplay", "mpv", "ffplay" })
+  if #found > 0 then
+    h.ok("audio outputs on PATH: " .. table.concat(found, ", ") .. " (sounddevice is tried first when installed)")
   else
-    h.warn("no audio player found (looked for " .. table.concat(cfg.player.order, ", ") .. ")",
-      { "Install mpv, or set player.cmd; tracks are still written to disk." })
+    h.warn("no pw-cat, paplay, aplay, mpv or ffplay on PATH", {
+      "Install mpv (or pipewire / pulseaudio tools), or pip install sounddevice into the daemon's venv.",
+      "Tracks are still written to disk.",
+    })
   end
 end
 
 function M.check()
   local h = vim.health
+  if not h or vim.fn.has("nvim-0.10") ~= 1 then
+    return H.too_old()
+  end
   H.check_neovim(h)
   H.check_daemon(h)
   H.check_player(h)

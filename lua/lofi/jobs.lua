@@ -29,6 +29,8 @@ M.events = {
   "download_error",
   "backend_status",
   "daemon_exit", -- the daemon died; {code, message, hint}
+  "playback_state", -- the daemon's player (see lua/lofi/playback.lua)
+  "playback_error",
 }
 
 local TERMINAL = { complete = true, error = true, cancelled = true }

@@ -20,11 +20,14 @@ from . import PROTOCOL_VERSION, __version__, audio
 from .backends.base import GenerationRequest
 from .backends.registry import BackendRegistry
 from .device import empty_cache
+from .encoder import encode_isolated
 from .backends.base import CancelToken
 from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
                      JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
 from .jobs import Job, JobProgress, JobQueue
 from .models.store import ModelStore
+from .playback.methods import PlaybackService
+from .playback.priority import yield_to_playback
 from .rpc import params as P
 from .rpc.dispatch import Dispatcher
 from .settings import Settings
@@ -45,15 +48,21 @@ class App:
                  store: ModelStore | None = None, clock: Callable[[], float] = time.monotonic,
                  id_factory: Callable[[], str] = new_track_id) -> None:
         self.settings = settings
+        for problem in settings.problems:  # found before logging was set up
+            log.warning("%s", problem)
         self._notify = notify
         self._clock = clock
         self._new_id = id_factory
         self.store = store or ModelStore(settings.models_dir)
         self.library = TrackLibrary(settings.tracks_dir)
+        self.playback = PlaybackService(settings, self.library, notify)
+        self._notify = notify = self.playback.observe(notify)  # the radio hears job events
         self.registry = registry or BackendRegistry(settings, self.store, on_status=self._backend_status)
         # One worker thread does every model load, generation and file write, in order.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
         self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
+        self.playback.bind(submit=lambda request: self.generate(P.parse(P.GenerateParams, request)),
+                           cancel=self.jobs.cancel)
         self._downloads: dict[str, tuple[threading.Thread, CancelToken]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -69,6 +78,7 @@ class App:
         self.jobs.start()
 
     async def close(self) -> None:
+        await self.playback.close()
         for _thread, token in self._downloads.values():
             token.cancel()
         await self.jobs.shutdown()
@@ -102,6 +112,7 @@ class App:
         d.register("delete_track", P.TrackParams, self.delete_track)
         d.register("shutdown", P.ShutdownParams, self.shutdown)
         d.register("daemon_info", P.NoParams, self.daemon_info)
+        self.playback.register(d)
         return d
 
     async def ping(self, _: P.NoParams) -> dict[str, Any]:
@@ -211,6 +222,10 @@ class App:
 
         try:
             self.store.download(manifest, on_progress, cancel)
+            # Some backends prepare what they downloaded (ace_step_15 converts a checkpoint layout).
+            finish_setup = getattr(self.registry.get(name), "finish_setup", None)
+            if finish_setup is not None:
+                finish_setup(on_progress, cancel)
         except JobCancelled:
             outcome = ("download_error", {"backend": name, "code": ErrorCode.CANCELLED.name,
                                           "message": "download cancelled", "hint": "Run :LofiSetup again to resume it."})
@@ -254,6 +269,7 @@ class App:
 
     # ----- the job itself (worker thread) ----------------------------------------------------
     def _run_job(self, job: Job, progress: JobProgress) -> dict[str, Any]:
+        yield_to_playback()  # this thread and the torch threads it starts: below the mixer
         started = time.perf_counter()
         backend = self.registry.ensure_loaded(job.backend, self.settings.device_plan)
         job.cancel.check()
@@ -271,7 +287,7 @@ class App:
         if not np.all(np.isfinite(result.samples)):
             raise ModelInferenceFailed("the model produced NaN/inf audio", hint="Retry with another seed.")
         finished = audio.finish(result.samples, result.sample_rate)
-        data = audio.encode(finished, audio.OUTPUT_SAMPLE_RATE, job.fmt)
+        data = encode_isolated(finished, audio.OUTPUT_SAMPLE_RATE, job.fmt, cancelled=lambda: job.cancel.cancelled)
         duration = finished.shape[-1] / audio.OUTPUT_SAMPLE_RATE
         meta = {
             "prompt": job.request.prompt,
@@ -287,10 +303,9 @@ class App:
             "generation_time_sec": round(time.perf_counter() - started, 3),
             "created_at": time.time(),
             "cache_key": job.cache_key,
-            "sha256": audio.sha256(data),
             **{k: v for k, v in result.metadata.items() if k not in ("prompt", "seed", "backend")},
         }
-        track = self.library.save(job.track_id, data, job.fmt, meta)
+        track = self.library.save(job.track_id, data, job.fmt, meta, before_commit=job.cancel.commit)
         return _complete_payload(track.track_id, track.path, track.meta)
 
 

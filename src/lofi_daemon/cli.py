@@ -2,6 +2,7 @@
 
     lofi generate "lofi hip hop, jazzy piano" --duration 30 [--backend B --seed N --out F]
     lofi backends | lofi tracks | lofi setup BACKEND        [--in-process]
+    lofi play ID|PATH|last [--sink S] | lofi radio "prompt" [--duration 30]   (until Ctrl-C)
 
 When the user's shared daemon runs (an editor started it), every command goes to it over
 its socket: the track shows up in every editor and uses the model already loaded. Otherwise
@@ -228,6 +229,81 @@ async def _setup_here(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}:{s:02d}"
+
+
+def _now_playing(state: dict[str, Any]) -> str:
+    text = f"♪ {'paused ' if state['state'] == 'paused' else ''}{state.get('prompt') or state.get('track_id')} " \
+           f"{_clock(state['position_sec'])}/{_clock(state['duration_sec'])}"
+    nxt = state.get("next")
+    if nxt and nxt.get("percent", 100) < 100:
+        text += f" · next {int(nxt['percent'])}%"
+    return text
+
+
+async def _listen(endpoint: Endpoint, notes: "asyncio.Queue[tuple[str, dict[str, Any]]]") -> int:
+    """One now-playing line until Ctrl-C, a playback error (exit 3) or the end of the music."""
+    tty = sys.stderr.isatty()
+    shown, started = "", False
+    while True:
+        method, payload = await notes.get()
+        if method == "playback_error":
+            print(("\n" if shown and tty else "") + f"lofi: {payload.get('message')}", file=sys.stderr)
+            if payload.get("hint"):
+                print(f"hint: {payload['hint']}", file=sys.stderr)
+            return 3
+        if method != "playback_state":
+            continue
+        if payload["state"] == "stopped":
+            if started:  # the music ended (a sink that failed to start says so in playback_error)
+                print("\n" if shown and tty else "", end="", file=sys.stderr)
+                return 0
+            continue
+        started = started or payload.get("sink") is not None
+        line = _now_playing(payload)
+        if tty:
+            sys.stderr.write("\r" + line.ljust(len(shown)))
+            sys.stderr.flush()
+        elif line.split(" ")[1:2] != shown.split(" ")[1:2] or not shown:
+            print(line, file=sys.stderr)  # not a terminal: a line per track, not a flood
+        shown = line
+
+
+async def _play_until_interrupted(settings: Settings, args: argparse.Namespace, method: str,
+                                  params: dict[str, Any]) -> int:
+    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    notes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    endpoint.on_notification = lambda m, payload: notes.put_nowait((m, payload))
+    try:
+        if args.sink:
+            params["sink"] = args.sink
+        await endpoint.call(method, **params)
+        return await _listen(endpoint, notes)
+    finally:  # Ctrl-C: the music stops with the command
+        try:
+            await asyncio.wait_for(endpoint.call("stop"), 5)
+        except (LofiError, OSError, asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+        await endpoint.close()
+
+
+async def _play(settings: Settings, args: argparse.Namespace) -> int:
+    target = Path(args.target).expanduser()
+    params: dict[str, Any] = {"path": str(target.resolve())} if target.is_file() else {"track_id": args.target}
+    if args.no_loop:
+        params["loop"] = False
+    return await _play_until_interrupted(settings, args, "play", params)
+
+
+async def _radio(settings: Settings, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"prompt": args.prompt, "duration_sec": args.duration}
+    if args.backend:
+        params["backend"] = args.backend
+    return await _play_until_interrupted(settings, args, "radio_start", params)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lofi", description="Local AI music: generate instrumental tracks.")
     parser.add_argument("--log-level", default="WARNING", help="daemon log level on stderr (default WARNING)")
@@ -254,10 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("setup", help="download a backend's model weights")
     st.add_argument("backend")
+
+    pl = sub.add_parser("play", help="play a track (id, 'last' or a file) until Ctrl-C")
+    pl.add_argument("target", help="a track id, 'last', or the path of an audio file")
+    pl.add_argument("--sink", help="audio output: auto, pw-cat, paplay, aplay, mpv, ffplay, sounddevice, ...")
+    pl.add_argument("--no-loop", action="store_true", help="stop at the end instead of looping")
+
+    ra = sub.add_parser("radio", help="endless music from a prompt until Ctrl-C")
+    ra.add_argument("prompt")
+    ra.add_argument("--duration", type=float, default=30.0, help="seconds per track (default 30)")
+    ra.add_argument("--backend")
+    ra.add_argument("--sink", help="audio output (see lofi play --help)")
     return parser
 
 
-COMMANDS = {"generate": _generate, "backends": _backends, "tracks": _tracks, "setup": _setup}
+COMMANDS = {"generate": _generate, "backends": _backends, "tracks": _tracks, "setup": _setup,
+            "play": _play, "radio": _radio}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,7 +135,9 @@ class JobQueue:
     def cancel(self, track_id: str) -> dict[str, bool]:
         current = self._current
         if current is not None and current.track_id == track_id:
-            current.cancel.cancel()
+            if not current.cancel.cancel():  # past the commit point: it will complete
+                raise AlreadyComplete(f"track {track_id} is already being saved; it can no longer be cancelled",
+                                      track_id=track_id, state="saving")
             return {"cancelled": True, "was_generating": True}
         for job in self._waiting:
             if job.track_id == track_id:
@@ -220,7 +222,7 @@ class JobQueue:
             except LofiError as exc:
                 job.state = "error"
                 log.warning("job %s failed: %s", job.track_id, exc.message)
-                self._tell("generation_error", {"track_id": job.track_id, "code": exc.code.name,
+                self._tell("generation_error", {**exc.facts, "track_id": job.track_id, "code": exc.code.name,
                                                   "message": exc.message, "hint": exc.hint})
             except Exception as exc:  # a crash inside a job must never kill the daemon
                 job.state = "error"

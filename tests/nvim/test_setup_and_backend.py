@@ -26,7 +26,7 @@ def musicgen_hub(tiny_musicgen_files):
 
 def setup_child(nvim, fake_player, endpoint: str) -> None:
     # A user's environment has no HF_HUB_OFFLINE (the test environment sets it to 1).
-    nvim.setup(daemon_cmd=DAEMON_CMD, log_file=str(nvim.daemon_log), player={"cmd": [str(fake_player.path)]},
+    nvim.setup(daemon_cmd=DAEMON_CMD, log_file=str(nvim.daemon_log), autoplay=False,
                daemon_env={"HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0"}, progress={"done_ms": 60000})
 
 

@@ -138,9 +138,22 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._committed = False
 
-    def cancel(self) -> None:
-        self._event.set()
+    def cancel(self) -> bool:
+        """Ask the job to stop; False when it is too late (its result is being committed)."""
+        with self._lock:
+            if self._committed:
+                return False
+            self._event.set()
+            return True
+
+    def commit(self) -> None:
+        """The point of no return: raise ``JobCancelled`` if cancelled, else refuse later cancels."""
+        with self._lock:
+            self.check()
+            self._committed = True
 
     @property
     def cancelled(self) -> bool:

@@ -21,8 +21,11 @@ BACKEND_CLASSES: dict[str, str] = {
     "procedural": "lofi_daemon.backends.procedural:ProceduralBackend",
     "musicgen": "lofi_daemon.backends.musicgen:MusicgenBackend",
     "ace_step": "lofi_daemon.backends.ace_step.backend:AceStepBackend",
+    "ace_step_15": "lofi_daemon.backends.ace_step_15.backend:AceStep15Backend",
 }
-ALIASES = {"ace-step": "ace_step", "acestep": "ace_step", "music-gen": "musicgen"}
+ALIASES = {"ace-step": "ace_step", "acestep": "ace_step", "music-gen": "musicgen",
+           "ace-step-1.5": "ace_step_15", "ace_step_1.5": "ace_step_15", "ace-step-15": "ace_step_15",
+           "acestep15": "ace_step_15"}
 FALLBACK = "procedural"
 MODEL_LIBRARIES = {"torch", "transformers", "diffusers", "safetensors", "tokenizers", "sentencepiece"}
 

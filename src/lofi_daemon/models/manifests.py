@@ -122,3 +122,63 @@ def musicgen_manifest(model_id: str = DEFAULT_MUSICGEN_MODEL) -> ModelManifest:
             ),
         ),
     )
+
+
+# -- ACE-Step 1.5 ------------------------------------------------------------------------
+#
+# No hashes for these repos could be found outside the hub, so they follow ``main``: setup
+# resolves it to a commit, records it, and keeps the hub's own sha256 / git ids of every
+# file it took (see record.py); loading then checks against that record. Which repo holds
+# which variant, and in which layout, is in docs/ace_step_15.md.
+
+ACE_STEP_15_MAIN_REPO = "ACE-Step/Ace-Step1.5"  # original layout: the 2B turbo DiT, VAE, Qwen3 text encoder
+ACE_STEP_15_TEXT_ENCODER_DIR = "Qwen3-Embedding-0.6B"
+ACE_STEP_15_TOKENIZER_OPTIONAL = ("vocab.json", "merges.txt", "special_tokens_map.json", "added_tokens.json")
+
+#: variant -> (repo, layout, DiT folder in the original layout)
+ACE_STEP_15_REPOS: dict[str, tuple[str, str, str]] = {
+    "turbo": (ACE_STEP_15_MAIN_REPO, "original", "acestep-v15-turbo"),
+    "xl-turbo": ("ACE-Step/acestep-v15-xl-turbo-diffusers", "diffusers", ""),
+    "xl-base": ("ACE-Step/acestep-v15-xl-base-diffusers", "diffusers", ""),
+}
+DEFAULT_ACE_STEP_15_VARIANT = "turbo"
+
+
+def ace_step_15_manifest(variant: str = DEFAULT_ACE_STEP_15_VARIANT) -> ModelManifest:
+    """Exactly the files the variant loads (never the 5 Hz LM or the other DiTs of the repo)."""
+    if variant not in ACE_STEP_15_REPOS:
+        raise InvalidParams(
+            f"unknown ACE-Step 1.5 variant {variant!r}",
+            hint=f"Set ace_step_15_variant to one of: {', '.join(ACE_STEP_15_REPOS)}.",
+            field="ace_step_15_variant",
+            choices=list(ACE_STEP_15_REPOS),
+        )
+    repo, layout, dit = ACE_STEP_15_REPOS[variant]
+    if layout == "original":
+        te = ACE_STEP_15_TEXT_ENCODER_DIR
+        components = (
+            Component("dit", (f"{dit}/config.json", f"{dit}/model.safetensors", f"{dit}/silence_latent.pt")),
+            Component("vae", ("vae/config.json", "vae/diffusion_pytorch_model.safetensors")),
+            Component(
+                "text_encoder",
+                (f"{te}/config.json", f"{te}/tokenizer.json", f"{te}/tokenizer_config.json"),
+                optional=tuple(f"{te}/{name}" for name in ACE_STEP_15_TOKENIZER_OPTIONAL),
+                sharded=(f"{te}/model.safetensors",),
+            ),
+        )
+    else:
+        components = (
+            Component("pipeline", ("model_index.json", "scheduler/scheduler_config.json")),
+            Component("transformer", ("transformer/config.json",),
+                      sharded=("transformer/diffusion_pytorch_model.safetensors",)),
+            Component("condition_encoder", ("condition_encoder/config.json",),
+                      sharded=("condition_encoder/diffusion_pytorch_model.safetensors",)),
+            Component("vae", ("vae/config.json",), sharded=("vae/diffusion_pytorch_model.safetensors",)),
+            Component(
+                "text_encoder",
+                ("text_encoder/config.json", "tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json"),
+                optional=tuple(f"tokenizer/{name}" for name in ACE_STEP_15_TOKENIZER_OPTIONAL),
+                sharded=("text_encoder/model.safetensors",),
+            ),
+        )
+    return ModelManifest(backend="ace_step_15", repo_id=repo, revision="main", components=components)

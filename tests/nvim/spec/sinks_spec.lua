@@ -60,7 +60,9 @@ test("on Neovim 0.12 the native progress message is updated in place", function(
   vim.fn.has, vim.api.nvim_echo = real_has, real_echo
   eq(#echoes, 3)
   eq(echoes[1].opts.kind, "progress")
+  eq(echoes[1].opts.source, "lofi")
   eq(echoes[1].opts.id, nil)
+  eq(echoes[2].text, '"sink test" ~0:01') -- Neovim shows the percent itself
   eq({ echoes[2].opts.id, echoes[2].opts.percent, echoes[2].opts.status }, { 7, 42, "running" })
   eq(echoes[3].opts.status, "success")
   eq(echoes[2].history, false)

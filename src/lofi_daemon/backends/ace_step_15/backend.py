@@ -1,0 +1,358 @@
+"""The ``ace_step_15`` backend: ACE-Step 1.5 instrumental tracks, 10 s to 10 min, at 48 kHz.
+
+Which model: the config key ``ace_step_15_variant`` (or ``LOFI_ACESTEP15_VARIANT``), one of
+``variants.VARIANTS``; default the 2B turbo. An unknown name is INVALID_PARAMS (naming the
+choices) when the backend is set up or used; ``get_backends`` still lists it.
+
+Setup downloads exactly the variant's files (``models.manifests.ace_step_15_manifest``);
+for the original-layout repo it then converts the DiT + condition encoder into diffusers
+folders (``finish_setup``; a missing conversion is also made at the first load, for
+installs made by ``lofi setup``). Loading is plain diffusers/transformers ``from_pretrained``
+of local folders.
+
+Device rules as for v1 (``device.resolve``): CUDA in bfloat16, MPS and CPU in float32.
+Before loading, the weights' size (from the safetensors headers) plus working memory is
+compared with free memory; both numbers are in the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ...device import DevicePlan, ResolvedDevice, check_memory, empty_cache, resolve
+from ...errors import InvalidParams, LofiError, ModelInferenceFailed, ModelLoadFailed
+from ...models.manifests import ace_step_15_manifest
+from ..ace_step.backend import _PhaseClock
+from ..base import Backend, CancelToken, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
+from .decode import TilePlan
+from .variants import ENV_VARIANT, PREFS_VARIANT_KEY, VARIANTS, Variant, choose_variant
+
+if TYPE_CHECKING:
+    from ...models.manifest import ModelManifest
+    from ...models.store import ModelStore
+    from ...settings import Settings
+    from .components import ComponentPaths
+
+log = logging.getLogger(__name__)
+
+MIN_DURATION_SEC = 10.0
+MAX_DURATION_SEC = 600.0  # the condition encoder's silence latent covers 600 s
+SAMPLE_RATE = 48_000
+LATENTS_PER_SEC = 25  # 48 kHz / the VAE's hop of 1920
+SETUP_HINT = "Run :LofiSetup ace-step-1.5 again."
+RETRY_HINT = "Retry with another seed."
+NOTES = "ABCDEFG"
+KEYSCALES = ("",) + tuple(f"{n}{acc} {mode}" for n in NOTES for acc in ("", "#", "b") for mode in ("major", "minor"))
+TIME_SIGNATURES = ("", "2", "3", "4", "6")
+INSTRUMENTAL_TAGS = ("[Instrumental]", "[inst]", "")
+MIN_BPM, MAX_BPM = 30, 300
+
+
+def parameters(variant: Variant) -> tuple[ParamSpec, ...]:
+    guidance = ("Ignored by turbo models (guidance is distilled into them)." if variant.turbo
+                else "APG guidance strength (1 = off).")
+    return (
+        ParamSpec("inference_steps", "int", variant.steps, 1, 200,
+                  description=f"Denoising steps ({variant.steps} is what this model is made for)."),
+        ParamSpec("guidance_scale", "float", variant.guidance_scale, 1.0, 20.0, description=guidance),
+        ParamSpec("shift", "float", variant.shift, 1.0, 5.0,
+                  description="Timestep shift: higher spends more steps on coarse structure."),
+        ParamSpec("cfg_interval_start", "float", 0.0, 0.0, 1.0,
+                  description="Fraction of the schedule where guidance starts (base models)."),
+        ParamSpec("cfg_interval_end", "float", 1.0, 0.0, 1.0,
+                  description="Fraction of the schedule where guidance ends (base models)."),
+        ParamSpec("bpm", "int", 0, 0, MAX_BPM, description=f"Tempo, {MIN_BPM}-{MAX_BPM} (0 = let the model choose)."),
+        ParamSpec("keyscale", "choice", "", choices=KEYSCALES, description="Key, e.g. 'A minor' ('' = unset)."),
+        ParamSpec("timesignature", "choice", "", choices=TIME_SIGNATURES,
+                  description="Beats per bar: 2, 3, 4 or 6 (6/8) ('' = unset)."),
+        ParamSpec("instrumental_tag", "choice", "[Instrumental]", choices=INSTRUMENTAL_TAGS,
+                  description="Lyrics that ask for no vocals ('[Instrumental]' is the official one)."),
+    )
+
+
+@dataclass
+class CostModel:
+    """Seconds per phase, so progress tracks wall time; corrected by each run's measurements.
+
+    text = a; one transformer call = b + c * latents; decode = d * latents. Starting points
+    for the full-size 2B turbo from bench/bench_ace_step_15.py (docs/benchmarks.md).
+    """
+
+    device: str
+    correction: dict[str, float] = field(default_factory=lambda: {"text": 1.0, "diffusion": 1.0, "decode": 1.0})
+
+    _BASE = {
+        "cpu": (1.0, 0.3, 0.004, 0.06),
+        "mps": (0.3, 0.05, 0.0006, 0.01),
+        "cuda": (0.1, 0.01, 0.00005, 0.001),
+    }
+
+    def _estimate(self, latents: int, calls: int, correction: dict[str, float]) -> dict[str, float]:
+        text, fixed, per_latent, decode = self._BASE.get(self.device, self._BASE["cpu"])
+        return {"text": text * correction["text"],
+                "diffusion": calls * (fixed + per_latent * latents) * correction["diffusion"],
+                "decode": decode * latents * correction["decode"]}
+
+    def plan(self, latents: int, calls: int) -> list[tuple[str, float]]:
+        est = self._estimate(latents, calls, self.correction)
+        return [(phase, max(est[phase], 1e-6)) for phase in ("text", "diffusion", "decode")]
+
+    def learn(self, latents: int, calls: int, measured: dict[str, float]) -> None:
+        base = self._estimate(latents, calls, {"text": 1.0, "diffusion": 1.0, "decode": 1.0})
+        for phase, seconds in measured.items():
+            if seconds > 0 and base.get(phase, 0) > 0:
+                # Smoothed, so one disturbed run does not dominate.
+                self.correction[phase] = 0.5 * self.correction[phase] + 0.5 * seconds / base[phase]
+
+
+class AceStep15Backend(Backend):
+    name = "ace_step_15"
+
+    def __init__(self, settings: "Settings", store: "ModelStore") -> None:
+        self._settings = settings
+        self._store = store
+        configured = os.environ.get(ENV_VARIANT) or settings.prefs.extra.get(PREFS_VARIANT_KEY)
+        try:
+            self.variant: Variant | None = choose_variant(configured)
+            self._variant_error: InvalidParams | None = None
+        except InvalidParams as exc:  # reported when the backend is set up or used, not at start
+            self.variant, self._variant_error = None, exc
+            log.warning("ace_step_15: %s", exc.message)
+        self._pipe: Any = None
+        self._target: ResolvedDevice | None = None
+        self._costs: CostModel | None = None
+        self.tiles = TilePlan()
+
+    # -- what the daemon asks before loading -------------------------------------------
+
+    def _chosen(self) -> Variant:
+        if self.variant is None:
+            assert self._variant_error is not None
+            raise self._variant_error
+        return self.variant
+
+    @property
+    def manifest(self) -> "ModelManifest":  # type: ignore[override]
+        """What setup downloads (raises INVALID_PARAMS for an unknown variant)."""
+        return ace_step_15_manifest(self._chosen().key)
+
+    @property
+    def model_version(self) -> str:  # type: ignore[override]
+        if self.variant is None:
+            return "unknown-variant"
+        manifest = self.manifest
+        return f"{manifest.repo_id}@{self._store.commit(manifest) or manifest.revision}:{self.variant.key}"
+
+    def capabilities(self) -> Capabilities:
+        if self.variant is None:  # still listed, with the problem; every request is refused
+            assert self._variant_error is not None
+            return _RefusingCapabilities(MIN_DURATION_SEC, MAX_DURATION_SEC, SAMPLE_RATE,
+                                         parameters(VARIANTS["turbo"]), f"ACE-Step 1.5: {self._variant_error.message}",
+                                         error=self._variant_error)
+        return Capabilities(min_duration_sec=MIN_DURATION_SEC, max_duration_sec=MAX_DURATION_SEC,
+                            sample_rate=SAMPLE_RATE, parameters=parameters(self.variant),
+                            description=self.variant.description)
+
+    def _converted_dir(self) -> Path:
+        manifest = self.manifest
+        commit = self._store.commit(manifest) or manifest.revision
+        return self._store.repo_dir(manifest) / "lofi-diffusers" / commit / self._chosen().dit_folder
+
+    def _dit_dir(self) -> Path:
+        return self._store.snapshot_dir(self.manifest) / self._chosen().dit_folder
+
+    def is_installed(self) -> bool:
+        if self.variant is None or not self._store.is_installed(self.manifest):
+            return False
+        if self.variant.layout != "original":
+            return True
+        from .convert import conversion_problem
+
+        return conversion_problem(self._dit_dir(), self._converted_dir(), thorough=False) is None
+
+    def size_bytes(self) -> int:
+        if self.variant is None:
+            return 0
+        expected = self._store.expected_size_bytes(self.manifest)
+        return expected if expected is not None else self._store.size_bytes(self.manifest)
+
+    @property
+    def loaded(self) -> bool:
+        return self._pipe is not None
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def finish_setup(self, on_progress: Callable[[Any], None] | None = None,
+                     cancel: CancelToken | None = None) -> None:
+        """After the download: convert the original layout (once; again if the download changed)."""
+        if self._chosen().layout != "original":
+            return
+        from .convert import conversion_problem, convert
+
+        if conversion_problem(self._dit_dir(), self._converted_dir(), thorough=True) is None:
+            return
+        from ...models.progress import DownloadProgress
+
+        downloaded = self._store.size_bytes(self.manifest)
+
+        def report(done: int, total: int) -> None:
+            if on_progress is not None:
+                on_progress(DownloadProgress(self.name, "convert", round(100.0 * done / max(total, 1), 2), 100.0,
+                                             downloaded, downloaded))
+
+        report(0, 1)
+        convert(self._dit_dir(), self._converted_dir(), hint=SETUP_HINT, on_progress=report, cancel=cancel)
+        report(1, 1)
+
+    # -- load / unload -----------------------------------------------------------------
+
+    def _paths(self) -> "ComponentPaths":
+        from .components import ComponentPaths
+
+        variant = self._chosen()
+        snapshot = self._store.verify_for_load(self.manifest)  # NOT_INSTALLED / MODEL_LOAD_FAILED + hint
+        if variant.layout != "original":
+            return ComponentPaths.diffusers(snapshot)
+        from .convert import conversion_problem, convert, forget
+
+        converted = self._converted_dir()
+        problem = conversion_problem(self._dit_dir(), converted, thorough=True)
+        if problem is not None and (converted / "conversion.json").exists():
+            forget(converted)  # so setup converts again
+            raise ModelLoadFailed(f"the converted ACE-Step 1.5 weights in {converted} are not usable: {problem}",
+                                  hint=SETUP_HINT, path=str(converted))
+        if problem is not None:  # installed by a path that did not convert (e.g. `lofi setup`)
+            log.info("ace_step_15: converting %s once (%s)", self._dit_dir(), problem)
+            convert(self._dit_dir(), converted, hint=SETUP_HINT)
+        return ComponentPaths.original(snapshot, converted)
+
+    def load(self, device: DevicePlan) -> None:
+        if self._pipe is not None:
+            return
+        from .components import weight_bytes
+
+        paths = self._paths()
+        fp32_bytes = weight_bytes(paths, SETUP_HINT)
+        plan_target = resolve(device)
+        needs = _MemoryNeeds(fp32_bytes)
+        target = resolve(device, vram_needed_bytes=needs.total(plan_target.dtype))
+        needs.check(target)
+
+        from .components import load_pipeline  # torch, transformers, diffusers: only now
+
+        try:
+            pipe = load_pipeline(paths, dtype=target.dtype, hint=SETUP_HINT)
+            pipe.to(target.device)
+        except LofiError:
+            raise
+        except (MemoryError, RuntimeError) as exc:  # e.g. CUDA OOM while moving weights
+            empty_cache(target.device)
+            raise ModelLoadFailed(f"ACE-Step 1.5 could not be loaded on {target.device}: {exc}",
+                                  hint="Close other programs or pick a smaller variant.") from None
+        self._pipe, self._target = pipe, target
+        if self._costs is None or self._costs.device != target.device:
+            self._costs = CostModel(target.device)
+        log.info("ace_step_15: loaded %s on %s (%s)", self.model_version, target.device, target.dtype_name)
+
+    def unload(self) -> None:
+        pipe, self._pipe = self._pipe, None
+        if pipe is None:
+            return
+        device = self._target.device if self._target else "cpu"
+        del pipe
+        empty_cache(device)
+
+    # -- generate ------------------------------------------------------------------------
+
+    def generate(self, request: GenerationRequest, progress: Progress, cancel: CancelToken) -> GeneratedAudio:
+        if self._pipe is None or self._target is None or self._costs is None:
+            raise ModelLoadFailed("ace_step_15 is not loaded", hint="This is a bug: the job ran before load().")
+        import math
+
+        import torch
+
+        from .decode import decode, normalize
+        from .sampling import SamplingRequest, sample_latents
+
+        params = self.capabilities().resolve_params(dict(request.params))
+        bpm = params["bpm"]
+        if 0 < bpm < MIN_BPM:
+            raise InvalidParams(f"parameter 'bpm' must be 0 (unset) or {MIN_BPM}-{MAX_BPM}, got {bpm}", field="bpm")
+        if params["cfg_interval_start"] > params["cfg_interval_end"]:
+            raise InvalidParams("cfg_interval_start must not be after cfg_interval_end", field="cfg_interval_start")
+        latents_len = math.ceil(request.duration_sec * LATENTS_PER_SEC)
+        steps = params["inference_steps"]
+        guided = not self._pipe.is_turbo and params["guidance_scale"] > 1.0
+        progress.plan(self._costs.plan(latents_len, steps * (2 if guided else 1)))
+        clock = _PhaseClock(progress)
+        sampling = SamplingRequest(
+            prompt=request.prompt, duration_sec=float(request.duration_sec), seed=int(request.seed), steps=steps,
+            guidance_scale=params["guidance_scale"], shift=params["shift"],
+            cfg_interval_start=params["cfg_interval_start"], cfg_interval_end=params["cfg_interval_end"],
+            lyrics=params["instrumental_tag"], bpm=bpm or None, keyscale=params["keyscale"] or None,
+            timesignature=params["timesignature"] or None)
+        device = self._target.device
+        try:
+            latents = sample_latents(self._pipe, sampling, device, report=clock, cancel=cancel)
+            clock("decode", 0, self.tiles.count(latents.shape[1]))
+            audio = decode(self._pipe.vae, latents, self.tiles, on_tile=lambda i, n: clock("decode", i, n),
+                           cancel=cancel)
+            if not bool(torch.isfinite(audio).all()):
+                raise ModelInferenceFailed("the decoded audio contains NaN/inf", hint=RETRY_HINT)
+            audio = normalize(audio)[0].to("cpu", torch.float32)
+        except LofiError:
+            raise
+        except torch.cuda.OutOfMemoryError as exc:
+            raise ModelInferenceFailed(f"out of GPU memory while generating: {exc}",
+                                       hint="Try a shorter track or a smaller variant.") from None
+        except (RuntimeError, ValueError) as exc:
+            raise ModelInferenceFailed(f"ACE-Step 1.5 failed while generating: {exc}", hint=RETRY_HINT) from exc
+        finally:
+            if device != "cpu":
+                empty_cache(device)
+        clock.finish()
+        self._costs.learn(latents_len, steps * (2 if guided else 1), clock.seconds)
+        samples = audio.numpy()
+        return GeneratedAudio(samples=samples, sample_rate=SAMPLE_RATE, metadata={
+            **self._target.describe(),
+            "model_version": self.model_version,
+            "variant": self._chosen().key,
+            "latent_length": latents_len,
+            "true_duration_sec": round(samples.shape[-1] / SAMPLE_RATE, 6),
+            "decode_tiles": self.tiles.count(latents_len),
+            "phase_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
+        })
+
+
+@dataclass(frozen=True)
+class _RefusingCapabilities(Capabilities):
+    """Capabilities of a misconfigured backend: described as usual, but no request validates."""
+
+    error: InvalidParams | None = None
+
+    def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
+        assert self.error is not None
+        raise self.error
+
+
+@dataclass
+class _MemoryNeeds:
+    """Float32 weight bytes per component (safetensors headers) and the working memory."""
+
+    fp32_bytes: dict[str, int]
+    #: Activations of a 600 s track's DiT call plus one decode tile, and allocator slack.
+    ACTIVATIONS_BYTES = int(2.5 * 2**30)
+
+    def weights(self, dtype: Any) -> int:
+        return sum(self.fp32_bytes.values()) * dtype.itemsize // 4
+
+    def total(self, dtype: Any) -> int:
+        return self.weights(dtype) + self.ACTIVATIONS_BYTES
+
+    def check(self, target: ResolvedDevice) -> None:
+        check_memory(self.total(target.dtype), target.device, "ACE-Step 1.5")
