@@ -87,7 +87,10 @@ def test_a_track_from_the_cli_appears_in_both_editors(editors, child_env):
         (done,) = child.wait_done(1, timeout=30)
         assert done["status"] == "complete" and done["path"] == path
         tracks = child.call("list_tracks")["result"]["tracks"]
-        assert [t["path"] for t in tracks] == [path]  # what the track picker lists
+        assert [t["path"] for t in tracks] == [path]
+        child.cmd("LofiTracks")  # the picker (nothing chosen)
+        child.wait("return #T.asked > 0", 15, "the track picker")
+        assert child.lua("return T.asked[#T.asked].labels") == ["from the terminal  0:05 · procedural · seed 5"]
 
 
 def test_quitting_one_editor_keeps_the_daemon_and_quitting_both_ends_it_after_the_grace(editors):
@@ -112,7 +115,9 @@ def test_a_killed_shared_daemon_is_replaced_once_and_the_user_told_once(editors)
     for child in (a, b):
         child.wait("return #T.messages(vim.log.levels.ERROR) > 0", 15, "the lost-connection message")
     for child in (a, b):
-        (message,) = child.messages(4)
+        messages = child.messages(4)
+        assert len(messages) == 1, messages
+        (message,) = messages
         assert "lost the connection to the shared daemon" in message and "reconnecting" in message
         child.wait(f"return require('lofi.daemon').pid() ~= nil and require('lofi.daemon').pid() ~= {pid}", 30,
                    "a new daemon")
