@@ -327,11 +327,7 @@ end
 
 -- Playback goes through the daemon's player (lua/lofi/playback.lua).
 function H.play_track(which)
-  require("lofi.playback").play(which, function(err, result)
-    if not err then
-      notify.info("playing " .. (result.prompt or result.track_id))
-    end
-  end)
+  require("lofi.playback").play(which, nil, { announce = true }) -- "playing ..." once the sink plays
 end
 
 function M.play(o)

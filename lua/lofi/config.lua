@@ -33,7 +33,7 @@ M.defaults = {
     format = nil, -- "wav" | "flac" | "ogg"; nil: the daemon's default
   },
   -- After :LofiGenerate: "play" (or true) now, "queue" after what plays, false: nothing.
-  autoplay = "play",
+  autoplay = true,
   -- The daemon plays (one player, see :help lofi-playback).
   player = {
     -- nil: the daemon's choice ("auto": sounddevice, pw-cat, paplay, aplay, mpv, ffplay).
@@ -41,6 +41,7 @@ M.defaults = {
     -- 48 kHz stereo on stdin.
     sink = nil,
     radio_prompt = "lofi hip hop, jazzy piano, vinyl crackle", -- :LofiRadio with no prompt, nothing played yet
+    crossfade_sec = 4, -- the radio's crossfade between tracks (0.1 to 30)
   },
   progress = {
     icon = "♪",
@@ -135,6 +136,7 @@ H.schema = {
   player = {
     sink = optional(H.check("a non-empty string", function(v) return type(v) == "string" and v ~= "" end)),
     radio_prompt = H.check("a non-empty string", function(v) return type(v) == "string" and vim.trim(v) ~= "" end),
+    crossfade_sec = H.check("a number from 0.1 to 30", function(v) return type(v) == "number" and v >= 0.1 and v <= 30 end),
   },
   progress = {
     icon = H.check("a string", function(v) return type(v) == "string" end),

@@ -47,11 +47,16 @@ end
 function M.handle(method, params)
   if method == "playback_state" then
     H.state, H.received_ms = params, now_ms()
+    if H.announce and params.track_id == H.announce and params.sink ~= vim.NIL and params.sink then
+      H.announce = nil -- said only once the sink really takes the audio
+      notify.info("playing " .. (params.prompt or params.track_id))
+    end
     if params.radio and type(params.next) == "table" and params.next.track_id then
       H.radio_jobs[params.next.track_id] = true
     end
     H.redraw()
   elseif method == "playback_error" then
+    H.announce = nil
     local err = errors.new(params.code or "PLAYBACK_FAILED", params.message or "playback failed", params.hint)
     notify.error(err)
   elseif method == "daemon_exit" then
@@ -147,13 +152,23 @@ end
 -- ----- requests ----------------------------------------------------------------------------
 
 --- Play a library track by id, "last" (the newest), or {path = "..."}; `opts.queue`: after
---- the current one instead of now.
+--- the current one instead of now; `opts.announce`: say "playing ..." once the sink plays it.
 function M.play(which, cb, opts)
   local params = type(which) == "table" and { path = which.path } or { track_id = which or "last" }
   if opts and opts.queue then
     params.queue = true
   end
-  H.request("play", H.with_sink(params), cb)
+  H.request("play", H.with_sink(params), function(err, result)
+    if not err and opts and opts.announce then
+      H.announce = result.track_id
+      if H.state and H.state.track_id == result.track_id and H.state.sink and H.state.sink ~= vim.NIL then
+        M.handle("playback_state", H.state) -- the state came before the answer
+      end
+    end
+    if cb then
+      cb(err, result)
+    end
+  end)
 end
 
 function M.pause_toggle(cb)
@@ -200,7 +215,8 @@ function M.radio_toggle(prompt, cb)
   if prompt == nil or prompt == "" then
     prompt = H.state and H.state.prompt or config.get().player.radio_prompt
   end
-  local params = H.with_sink({ prompt = prompt, duration_sec = config.get().generate.duration_sec })
+  local params = H.with_sink({ prompt = prompt, duration_sec = config.get().generate.duration_sec,
+    crossfade_sec = config.get().player.crossfade_sec })
   if config.get().generate.backend then
     params.backend = config.get().generate.backend
   end

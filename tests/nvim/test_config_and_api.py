@@ -27,7 +27,7 @@ def test_setup_reports_every_problem_in_one_message_and_applies_the_rest(bare_nv
         autoplay = 'yes', progress = { icon = 3, done_ms = 7 }, generate = { duration_sec = 1 },
         log_file = '/tmp/lofi-test.log', progres = {} })""")
     (shown,) = bare_nvim.messages()
-    for problem in ["autoplay must be a boolean", "progress.icon must be a string",
+    for problem in ['autoplay must be true, false, "play" or "queue"', "progress.icon must be a string",
                     "generate.duration_sec must be a number from 5 to 240", "unknown option progres"]:
         assert problem in shown, shown
     cfg = bare_nvim.lua("return require('lofi.config').get()")

@@ -73,6 +73,7 @@ def test_pause_toggles_and_volume_moves_by_steps(bare_nvim, tmp_path):
     wait_state(nvim, "s.state == 'stopped'", "stopped")
     nvim.cmd("LofiPlay last")
     wait_state(nvim, f"s.state == 'playing' and s.track_id == '{done['track_id']}'", "playing the last track")
+    nvim.wait("return T.messages()[#T.messages()] == 'lofi: playing rain on a window'", 10, "the announcement")
     nvim.cmd("LofiStop")
 
 
@@ -87,6 +88,7 @@ def test_a_failed_sink_is_one_warning_with_its_own_message(bare_nvim, tmp_path):
     warnings = nvim.messages(3)  # WARN and up
     assert len(warnings) == 1, warnings
     assert "audio open error: no such card" in warnings[0] and "player.sink" in warnings[0]
+    assert not any(m.startswith("lofi: playing") for m in nvim.messages())  # it never said it plays
     assert state(nvim)["state"] == "stopped"
     assert nvim.call("ping")["result"]["status"] == "ok"  # the daemon lives on
 
@@ -101,4 +103,17 @@ def test_autoplay_queue_waits_for_the_end_of_what_plays(bare_nvim, tmp_path):
     second = nvim.wait_done(2)[-1]
     s = wait_state(nvim, f"s.queued == '{second['track_id']}'", "the second track queued")
     assert s["track_id"] == first["track_id"]
+    nvim.cmd("LofiStop")
+
+
+def test_a_percent_in_the_prompt_survives_statusline_evaluation(bare_nvim, tmp_path):
+    nvim = bare_nvim
+    setup(nvim, tmp_path)
+    nvim.cmd("LofiRadio 100% chill")
+    wait_state(nvim, "s.state == 'playing' and s.prompt == '100% chill'", "the radio playing")
+    raw = nvim.statusline()
+    assert raw.startswith("♪ 100% chill ")
+    # What lualine does with a component's text: evaluate it as 'statusline' syntax again.
+    shown = nvim.lua("return vim.api.nvim_eval_statusline(require('lofi').statusline({ escape = true }), {}).str")
+    assert shown.startswith("♪ 100% chill ")
     nvim.cmd("LofiStop")

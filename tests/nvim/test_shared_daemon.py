@@ -21,14 +21,14 @@ def socket_of(child) -> str:
 
 
 @pytest.fixture
-def editors(nvim_bin, tmp_path, child_env, fake_player):
+def editors(nvim_bin, tmp_path, child_env):
     """Two Neovims of one user (same cache, same socket), quit by the test or at teardown."""
     children = []
     for name in ("a", "b"):
         folder = tmp_path / name
         folder.mkdir()
         child = start_child(nvim_bin, folder)
-        child.setup(log_file=str(child.daemon_log), player={"cmd": [str(fake_player.path)]},
+        child.setup(log_file=str(child.daemon_log), autoplay=False,
                     progress={"done_ms": 60000}, daemon={"idle_exit_sec": GRACE_SEC})
         children.append(child)
     yield children

@@ -188,3 +188,25 @@ def test_a_daemon_started_over_ssh_refuses_to_play_out_of_the_other_machine(cach
     assert "LOFI_PLAYBACK=local" in reply["error"]["data"]["hint"]
     assert radio["error"]["data"]["error_code"] == "PLAYBACK_FAILED"
     assert not (tmp_path / "o.f32").exists()
+
+
+def test_a_killed_playback_worker_is_reported_and_the_next_play_starts_a_new_one(cache_dir, tmp_path):
+    import os
+    import signal
+
+    cap = tmp_path / "out.f32"
+    with start(cache_dir, f"capture {cap} 1") as d:
+        track = generate(d, "rainy jazz", 5)
+        d.call("play", track_id=track["track_id"])
+        captured(cap, RATE // 4)
+        pid = playback(d)["worker_pid"]
+        os.kill(pid, signal.SIGKILL)
+        error = d.wait_for("playback_error", timeout=30)
+        assert "playback worker exited" in error["message"] and error["hint"]
+        assert playback(d)["state"] == "stopped" and d.call("ping")["result"]["status"] == "ok"
+        d.call("set_volume", volume=70)
+        d.call("play", track_id=track["track_id"])
+        state = wait_until(lambda: (s := playback(d))["worker_pid"] not in (None, pid) and s["sink"] and s, 30,
+                           "a new worker playing")
+        assert state["volume"] == 70  # the new worker was told what the old one had
+        d.call("stop")

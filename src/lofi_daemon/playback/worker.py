@@ -178,10 +178,11 @@ class Worker:
         self.emit("state", **self.snapshot())
 
     def emit_events(self) -> int:
+        """Send the mixer's events; returns how many changed what clients see (a loop does not)."""
         events = self.mixer.drain_events()
         for event in events:
             self.emit("track", **event)
-        return len(events)
+        return sum(1 for e in events if e["kind"] != "looped")
 
     # ----- sink -----------------------------------------------------------------------------
     def _open_sink(self) -> bool:
