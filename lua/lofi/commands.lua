@@ -442,8 +442,21 @@ function M.install(o)
   end)
 end
 
+-- The daemon's own log (it names it in `ping`), at its newest line. When the daemon cannot
+-- start, the file its stderr went to says why.
 function M.log()
-  vim.cmd.split(vim.fn.fnameescape(require("lofi.daemon").log_file()))
+  local function open(path)
+    vim.cmd.split(vim.fn.fnameescape(path))
+    vim.bo.autoread = true
+    vim.cmd("normal! G")
+  end
+  local info = require("lofi.daemon").info()
+  if info and info.log_file then
+    return open(info.log_file)
+  end
+  lofi().request("ping", nil, function(err, result)
+    open(not err and result.log_file or require("lofi.daemon").log_file())
+  end)
 end
 
 -- ---------------------------------------------------------------- completion

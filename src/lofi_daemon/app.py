@@ -99,7 +99,9 @@ class App:
         return d
 
     async def ping(self, _: P.NoParams) -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION}
+        # log_file: the daemon's one log, so clients open the same file (:LofiLog).
+        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION,
+                "log_file": str(self.settings.logs_dir / "daemon.log")}
 
     async def generate(self, p: P.GenerateParams) -> dict[str, Any]:
         name = self.registry.canonical(p.backend or self.registry.default)
