@@ -427,18 +427,75 @@ function M.tracks()
   end)
 end
 
+-- After an install the daemon is restarted (the next command starts the new one). Tracks
+-- still generating or queued would die with it, so the user chooses.
+M.install_choices = {
+  { key = "wait", label = "Install now, restart the daemon after these tracks are done" },
+  { key = "now", label = "Install now and stop these tracks" },
+  { key = "no", label = "Don't install" },
+}
+
+function H.restart_daemon_when_idle(done)
+  local jobs = require("lofi.jobs")
+  if #jobs.active() == 0 then
+    require("lofi.daemon").stop()
+    return done()
+  end
+  local group = vim.api.nvim_create_augroup("lofi.install_wait", { clear = true })
+  vim.api.nvim_create_autocmd("User", {
+    group = group,
+    pattern = "LofiDone",
+    callback = function()
+      if #jobs.active() == 0 then
+        vim.api.nvim_del_augroup_by_id(group)
+        require("lofi.daemon").stop()
+        done()
+      end
+    end,
+  })
+end
+
+function H.install(extras, restart)
+  require("lofi.install").run({ extras = #extras > 0 and extras or nil }, notify.info, function(err)
+    if err then
+      return notify.error(err)
+    end
+    local daemon = require("lofi.install").venv_daemon()
+    local waiting = #require("lofi.jobs").active()
+    if restart == "wait" and waiting > 0 then
+      notify.info(string.format("installed: %s; the daemon restarts after %d track%s", daemon, waiting, waiting == 1 and "" or "s"))
+    end
+    -- The next command starts the freshly installed daemon.
+    H.restart_daemon_when_idle(function()
+      if restart ~= "wait" or waiting == 0 then
+        notify.info("installed: " .. daemon)
+      end
+    end)
+  end)
+end
+
 function M.install(o)
   local extras = {}
   for word in o.args:gmatch("%S+") do
     extras[#extras + 1] = word
   end
-  require("lofi.install").run({ extras = #extras > 0 and extras or nil }, notify.info, function(err)
-    if err then
-      return notify.error(err)
+  local busy = #require("lofi.jobs").active()
+  if busy == 0 then
+    return H.install(extras, "now")
+  end
+  vim.ui.select(M.install_choices, {
+    prompt = string.format("lofi: %d track%s generating or queued; installing restarts the daemon", busy, busy == 1 and " is" or "s are"),
+    format_item = function(c) return c.label end,
+  }, function(choice)
+    if not choice or choice.key == "no" then
+      return notify.info("not installing")
     end
-    -- The next command starts the freshly installed daemon.
-    require("lofi.daemon").stop()
-    notify.info("installed: " .. require("lofi.install").venv_daemon())
+    if choice.key == "now" then
+      for _, job in ipairs(require("lofi.jobs").active()) do
+        lofi().cancel(job.track_id)
+      end
+    end
+    H.install(extras, choice.key)
   end)
 end
 
