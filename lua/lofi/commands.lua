@@ -214,11 +214,28 @@ function H.size(bytes)
   return string.format(i == 1 and "%d %s" or "%.1f %s", bytes, units[i])
 end
 
+-- Backend states in words (the daemon's are identifiers).
+M.status_words = {
+  ready = "ready",
+  installed = "installed",
+  not_installed = "not installed",
+  downloading = "downloading",
+  loading = "loading",
+  error = "broken",
+}
+
+function H.needs_libraries(b)
+  return type(b.missing_libraries) == "table" and #b.missing_libraries > 0
+end
+
 function H.describe_backend(b)
-  local parts = { b.status }
+  local parts = { M.status_words[b.status] or tostring(b.status) }
   local size = H.size(b.size_bytes)
   if size then
     parts[#parts + 1] = size
+  end
+  if H.needs_libraries(b) then
+    parts[#parts + 1] = "needs :LofiInstall models"
   end
   return string.format("%s (%s)", b.name, table.concat(parts, ", "))
 end
@@ -247,14 +264,46 @@ function H.download(name)
   end)
 end
 
-function M.setup(o)
-  if o.args ~= "" then
-    return H.download(o.args)
+-- Gigabytes of weights are no use without the libraries that run them: ask first.
+M.setup_choices = {
+  { key = "install", label = "Install the model libraries first (:LofiInstall models)" },
+  { key = "download", label = "Download the weights anyway" },
+  { key = "no", label = "Cancel" },
+}
+
+function H.setup_backend(b)
+  if not H.needs_libraries(b) then
+    return H.download(b.name)
   end
+  vim.ui.select(M.setup_choices, {
+    prompt = string.format("lofi: %s needs %s, which are not installed", b.name, table.concat(b.missing_libraries, ", ")),
+    format_item = function(c) return c.label end,
+  }, function(choice)
+    if choice and choice.key == "install" then
+      notify.info(string.format("installing the model libraries; then run :LofiSetup %s", b.name:gsub("_", "-")))
+      M.install({ args = "models" })
+    elseif choice and choice.key == "download" then
+      H.download(b.name)
+    end
+  end)
+end
+
+function M.setup(o)
+  -- The daemon may need to start and the hub to answer: say something at once.
+  notify.info((o.args ~= "" and (o.args .. ": ") or "") .. "connecting…")
   H.backends(function(backends)
+    if o.args ~= "" then
+      local wanted = o.args:gsub("-", "_")
+      for _, b in ipairs(backends) do
+        if b.name == wanted then
+          return H.setup_backend(b)
+        end
+      end
+      return H.download(o.args) -- the daemon names what it does not know
+    end
     vim.ui.select(backends, { prompt = "lofi: download which backend?", format_item = H.describe_backend }, function(b)
       if b then
-        H.download(b.name)
+        H.setup_backend(b)
       end
     end)
   end)

@@ -116,7 +116,7 @@ class App:
         backend_params = caps.resolve_params(p.backend_params)
         if self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
-                                      hint=f"Run :LofiSetup {name.replace('_', '-')} to download it.",
+                                      hint=_setup_hint(name, backend, "to download it"),
                                       backend=name)
         # Random seeds stay below 2^32 like the official ACE-Step code (and exact in Lua numbers).
         seed = p.seed if p.seed is not None else secrets.randbelow(2**32)
@@ -157,7 +157,7 @@ class App:
         name = self.registry.canonical(p.backend)
         if self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
-                                      hint=f"Run :LofiSetup {name.replace('_', '-')} first.", backend=name)
+                                      hint=_setup_hint(name, self.registry.get(name), "first"), backend=name)
         previous = self.registry.default
         self.registry.default = name
         self.settings.prefs.default_backend = name
@@ -291,3 +291,11 @@ def _complete_payload(track_id: str, path: Any, meta: dict[str, Any]) -> dict[st
         "seed": meta.get("seed"),
         "prompt": meta.get("prompt"),
     }
+
+
+def _setup_hint(name: str, backend: Any, tail: str) -> str:
+    """What to run for a backend that is not installed: the model libraries come first."""
+    setup = f":LofiSetup {name.replace('_', '-')}"
+    if backend.missing_libraries():
+        return f"First :LofiInstall models (the model libraries), then {setup}."
+    return f"Run {setup} {tail}."

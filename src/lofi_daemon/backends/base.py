@@ -160,6 +160,14 @@ class Backend(ABC):
     model_version: str = ""
     #: False for backends with nothing to load or unload (no weights).
     has_weights: bool = True
+    #: Top-level Python packages ``load`` imports (the ``models`` extra); checked without importing.
+    requires: tuple[str, ...] = ()
+
+    def missing_libraries(self) -> list[str]:
+        """The packages of ``requires`` that are not installed (found with find_spec, no import)."""
+        import importlib.util
+
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
     @abstractmethod
     def capabilities(self) -> Capabilities: ...
