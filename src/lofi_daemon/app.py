@@ -113,7 +113,7 @@ class App:
                 f"for {name}, got {p.duration_sec:g}",
                 min_duration_sec=caps.min_duration_sec, max_duration_sec=caps.max_duration_sec, backend=name,
             )
-        backend_params = caps.resolve_params(p.backend_params)
+        backend_params = caps.resolve_params(p.backend_params, backend=name)
         if self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
                                       hint=_setup_hint(name, backend, "to download it"),

@@ -91,15 +91,18 @@ class Capabilities:
     def param(self, name: str) -> ParamSpec | None:
         return next((p for p in self.parameters if p.name == name), None)
 
-    def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
+    def resolve_params(self, given: dict[str, Any], backend: str = "this backend") -> dict[str, Any]:
         """Validate ``given`` and fill in defaults; unknown names are INVALID_PARAMS."""
         known = {p.name for p in self.parameters}
         unknown = sorted(set(given) - known)
         if unknown:
             raise InvalidParams(
-                f"unknown parameter(s) for this backend: {', '.join(unknown)}",
+                f"unknown parameter(s) for {backend}: {', '.join(unknown)}",
                 field=unknown[0],
+                unknown=unknown,
                 allowed=sorted(known),
+                backend=backend,
+                hint=f"{backend} takes " + (", ".join(sorted(known)) if known else "no parameters") + ".",
             )
         return {p.name: p.validate(given[p.name]) if p.name in given else p.default for p in self.parameters}
 
