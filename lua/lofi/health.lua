@@ -254,9 +254,13 @@ function H.check_daemon(h)
   for _, b in ipairs(result.backends or {}) do
     local default = b.name == result.default_backend and " [default]" or ""
     local size = (b.size_bytes and b.size_bytes > 0) and (", " .. H.size(b.size_bytes)) or ""
-    local line = string.format("%s: %s%s%s", b.name, b.status, size, default)
+    local words = require("lofi.commands").status_words[b.status] or tostring(b.status)
+    local line = string.format("%s: %s%s%s", b.name, words, size, default)
     if b.status == "error" then
       h.warn(line .. (b.error and (" - " .. b.error) or ""), { b.hint })
+    elseif b.status == "not_installed" and type(b.missing_libraries) == "table" and #b.missing_libraries > 0 then
+      h.info(string.format("%s - needs %s: first :LofiInstall models, then :LofiSetup %s", line,
+        table.concat(b.missing_libraries, ", "), (b.name:gsub("_", "-"))))
     elseif b.status == "not_installed" then
       h.info(line .. " - download with :LofiSetup " .. b.name:gsub("_", "-"))
     else

@@ -116,7 +116,9 @@ class App:
         return d
 
     async def ping(self, _: P.NoParams) -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION}
+        # log_file: the daemon's one log, so clients open the same file (:LofiLog).
+        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION,
+                "log_file": str(self.settings.logs_dir / "daemon.log")}
 
     async def generate(self, p: P.GenerateParams) -> dict[str, Any]:
         name = self.registry.canonical(p.backend or self.registry.default)
@@ -128,10 +130,10 @@ class App:
                 f"for {name}, got {p.duration_sec:g}",
                 min_duration_sec=caps.min_duration_sec, max_duration_sec=caps.max_duration_sec, backend=name,
             )
-        backend_params = caps.resolve_params(p.backend_params)
+        backend_params = caps.resolve_params(p.backend_params, backend=name)
         if self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
-                                      hint=f"Run :LofiSetup {name.replace('_', '-')} to download it.",
+                                      hint=_setup_hint(name, backend, "to download it"),
                                       backend=name)
         # Random seeds stay below 2^32 like the official ACE-Step code (and exact in Lua numbers).
         seed = p.seed if p.seed is not None else secrets.randbelow(2**32)
@@ -177,7 +179,7 @@ class App:
         name = self.registry.canonical(p.backend)
         if self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
-                                      hint=f"Run :LofiSetup {name.replace('_', '-')} first.", backend=name)
+                                      hint=_setup_hint(name, self.registry.get(name), "first"), backend=name)
         previous = self.registry.default
         self.registry.default = name
         self.settings.prefs.default_backend = name
@@ -330,3 +332,11 @@ def _complete_payload(track_id: str, path: Any, meta: dict[str, Any]) -> dict[st
         "seed": meta.get("seed"),
         "prompt": meta.get("prompt"),
     }
+
+
+def _setup_hint(name: str, backend: Any, tail: str) -> str:
+    """What to run for a backend that is not installed: the model libraries come first."""
+    setup = f":LofiSetup {name.replace('_', '-')}"
+    if backend.missing_libraries():
+        return f"First :LofiInstall models (the model libraries), then {setup}."
+    return f"Run {setup} {tail}."
