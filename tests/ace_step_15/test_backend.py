@@ -61,7 +61,8 @@ def test_a_generation_is_48k_stereo_of_the_requested_length_with_every_phase_rep
     assert str(audio.samples.dtype) == "float32"
     assert abs(audio.samples).max() == pytest.approx(10 ** (-1 / 20), rel=1e-5)
     assert progress.phases == ["text", "diffusion", "decode"]
-    assert [u for u in progress.updates if u[0] == "diffusion"] == [("diffusion", i, 8) for i in range(1, 9)]
+    assert [u for u in progress.updates if u[0] == "diffusion"] == [("diffusion", i, 8) for i in range(0, 9)]
+    assert progress.updates.index(("text", 1, 1)) < progress.updates.index(("diffusion", 0, 8))
     assert progress.updates[-1] == ("decode", 1, 1) and len(decoder_calls) == 1
     meta = audio.metadata
     assert (meta["device"], meta["dtype"], meta["variant"], meta["latent_length"]) == ("cpu", "float32", "turbo", 250)

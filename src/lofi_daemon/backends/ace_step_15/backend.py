@@ -10,7 +10,9 @@ folders (``finish_setup``; a missing conversion is also made at the first load, 
 installs made by ``lofi setup``). Loading is plain diffusers/transformers ``from_pretrained``
 of local folders.
 
-Device rules as for v1 (``device.resolve``): CUDA in bfloat16, MPS and CPU in float32.
+Device rules as for v1 (``device.resolve``): CUDA in bfloat16, MPS and CPU in float32;
+low-VRAM mode (automatic when the whole model does not fit the GPU, or ``low_vram = on``)
+keeps the components in RAM and moves each to the GPU while it runs (``placement.py``).
 Before loading, the weights' size (from the safetensors headers) plus working memory is
 compared with free memory; both numbers are in the error.
 """
@@ -124,6 +126,7 @@ class AceStep15Backend(Backend):
             self.variant, self._variant_error = None, exc
             log.warning("ace_step_15: %s", exc.message)
         self._pipe: Any = None
+        self._placement: Any = None  # low-VRAM mode's OneAtATime
         self._target: ResolvedDevice | None = None
         self._costs: CostModel | None = None
         self.tiles = TilePlan()
@@ -244,10 +247,17 @@ class AceStep15Backend(Backend):
         needs.check(target)
 
         from .components import load_pipeline  # torch, transformers, diffusers: only now
+        from .placement import OneAtATime, pinned_pipeline_class
 
         try:
-            pipe = load_pipeline(paths, dtype=target.dtype, hint=SETUP_HINT)
-            pipe.to(target.device)
+            if target.low_vram:  # components stay in RAM and visit the GPU in turn
+                pipe = load_pipeline(paths, dtype=target.dtype, hint=SETUP_HINT,
+                                     pipeline_class=pinned_pipeline_class(target.device))
+                self._placement = OneAtATime(pipe, target.device)
+            else:
+                pipe = load_pipeline(paths, dtype=target.dtype, hint=SETUP_HINT)
+                pipe.to(target.device)
+                self._placement = None
         except LofiError:
             raise
         except (MemoryError, RuntimeError) as exc:  # e.g. CUDA OOM while moving weights
@@ -260,7 +270,7 @@ class AceStep15Backend(Backend):
         log.info("ace_step_15: loaded %s on %s (%s)", self.model_version, target.device, target.dtype_name)
 
     def unload(self) -> None:
-        pipe, self._pipe = self._pipe, None
+        pipe, self._pipe, self._placement = self._pipe, None, None
         if pipe is None:
             return
         device = self._target.device if self._target else "cpu"
@@ -300,6 +310,8 @@ class AceStep15Backend(Backend):
         try:
             latents = sample_latents(self._pipe, sampling, device, report=clock, cancel=cancel)
             clock("decode", 0, self.tiles.count(latents.shape[1]))
+            if self._placement is not None:
+                self._placement.bring("vae")
             audio = decode(self._pipe.vae, latents, self.tiles, on_tile=lambda i, n: clock("decode", i, n),
                            cancel=cancel)
             if not bool(torch.isfinite(audio).all()):
@@ -351,8 +363,15 @@ class _MemoryNeeds:
     def weights(self, dtype: Any) -> int:
         return sum(self.fp32_bytes.values()) * dtype.itemsize // 4
 
+    def largest(self, dtype: Any) -> int:
+        return max(self.fp32_bytes.values()) * dtype.itemsize // 4 + self.ACTIVATIONS_BYTES
+
     def total(self, dtype: Any) -> int:
         return self.weights(dtype) + self.ACTIVATIONS_BYTES
 
     def check(self, target: ResolvedDevice) -> None:
-        check_memory(self.total(target.dtype), target.device, "ACE-Step 1.5")
+        if target.low_vram:
+            check_memory(self.largest(target.dtype), target.device, "the largest ACE-Step 1.5 component (low-VRAM)")
+            check_memory(self.weights(target.dtype), "cpu", "ACE-Step 1.5 (kept in RAM in low-VRAM mode)")
+        else:
+            check_memory(self.total(target.dtype), target.device, "ACE-Step 1.5")
