@@ -228,7 +228,11 @@ function M.job_done(job)
   H.live(job.track_id, "lofi", describe(job) .. " " .. status, job.percent, status)
   if job.state == "complete" then
     local r = job.result or {}
-    if config.get().progress.notify then
+    if config.get().progress.notify and job.cached then
+      -- Same prompt, seed, backend and settings: the old file, not a new generation.
+      notify.info(string.format("♪ from the library (same prompt, seed and settings): %s (%s) %s", describe(job),
+        errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), job.path and vim.fn.fnamemodify(job.path, ":~") or ""))
+    elseif config.get().progress.notify then
       local took = type(r.generation_time_sec) == "number" and string.format(" in %.1f s", r.generation_time_sec) or ""
       notify.info(string.format("♪ ready: %s (%s%s) %s", describe(job), errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), took, job.path and vim.fn.fnamemodify(job.path, ":~") or ""))
     end

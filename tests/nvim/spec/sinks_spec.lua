@@ -28,7 +28,13 @@ test("fidget.nvim gets one handle per track: created, reported, finished", funct
         create = function(opts)
           table.insert(calls, { "create", opts.title, opts.lsp_client.name })
           return {
-            report = function(_, o) table.insert(calls, { "report", o.percentage }) end,
+            report = function(_, o)
+              table.insert(calls, { "report", o.percentage })
+              -- fidget draws the percentage itself; the message must not repeat it
+              if o.message:find("%d+%%") then
+                table.insert(calls, { "percent in message", o.message })
+              end
+            end,
             finish = function() table.insert(calls, { "finish" }) end,
             cancel = function() table.insert(calls, { "cancel" }) end,
           }
