@@ -197,6 +197,7 @@ end
 ---@param job lofi.Job
 function M.job_update(job)
   H.recompute()
+  require("lofi.guard").set(#require("lofi.jobs").active())
   local message, with_percent
   if job.state == "generating" then
     local eta = type(job.eta_sec) == "number" and (" ~" .. errors.clock(job.eta_sec)) or ""
@@ -225,6 +226,7 @@ function M.job_done(job)
   local status = ({ complete = "done", error = "failed", cancelled = "cancelled" })[job.state]
   H.set_flash(status)
   H.recompute()
+  require("lofi.guard").set(#require("lofi.jobs").active())
   H.live(job.track_id, "lofi", describe(job) .. " " .. status, job.percent, status)
   if job.state == "complete" then
     local r = job.result or {}
