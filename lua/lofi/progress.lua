@@ -87,7 +87,7 @@ end
 -- failed once (H.native_error) is not tried again: progress goes to vim.notify instead.
 function H.live_sink()
   local cfg = config.get().progress
-  if cfg.fidget and pcall(require, "fidget.progress") then
+  if cfg.fidget and not H.fidget_error and pcall(require, "fidget.progress") then
     return "fidget"
   end
   if cfg.native and vim.fn.has("nvim-0.12") == 1 and not H.native_error then
@@ -157,20 +157,29 @@ function H.live(key, title, message, percent, status, opening, with_percent)
   H.entries[key] = entry
   local final = status ~= "running"
   if sink == "fidget" then
-    local fidget = require("fidget.progress")
-    if not entry.fidget then
-      entry.fidget = fidget.handle.create({ title = title, message = message, percentage = percent, lsp_client = { name = "lofi" } })
-    else
-      entry.fidget:report({ message = message, percentage = percent })
-    end
-    if final then
-      if status == "done" then
-        entry.fidget:finish()
+    local ok, err = pcall(function()
+      local fidget = require("fidget.progress")
+      if not entry.fidget then
+        entry.fidget = fidget.handle.create({ title = title, message = message, percentage = percent, lsp_client = { name = "lofi" } })
       else
-        entry.fidget:cancel()
+        entry.fidget:report({ message = message, percentage = percent })
       end
+      if final then
+        if status == "done" then
+          entry.fidget:finish()
+        else
+          entry.fidget:cancel()
+        end
+      end
+    end)
+    if not ok then
+      -- As with native progress: say why once, then vim.notify shows progress.
+      H.fidget_error = tostring(err)
+      notify.warn("fidget.nvim failed (" .. H.fidget_error .. "); showing progress with vim.notify")
+      sink = H.live_sink()
     end
-  elseif sink == "notify" and not final then
+  end
+  if sink == "notify" and not final then
     -- The built-in vim.notify cannot replace a message: say it once, not per percent.
     local first = entry.record == nil and entry.last_ms == -math.huge
     local can_replace = entry.record ~= nil

@@ -110,3 +110,17 @@ test("the statusline and events work with every sink switched off", function()
   eq(#notes, 0)
   eq(require("lofi").statusline(), "♪ done")
 end)
+
+test("a fidget.nvim that fails hands progress to vim.notify, with one warning", function()
+  package.preload["fidget.progress"] = function()
+    return { handle = { create = function() error("fidget broke") end } }
+  end
+  notes = {}
+  config.set({ progress = { fidget = true } })
+  run_job({ 10, 20 })
+  package.preload["fidget.progress"], package.loaded["fidget.progress"] = nil, nil
+  local warnings = vim.tbl_filter(function(x) return x.msg:find("fidget.nvim failed", 1, true) end, notes)
+  eq(#warnings, 1)
+  matches(notes[2].msg, "generating")
+  matches(notes[#notes].msg, "ready")
+end)
