@@ -338,9 +338,20 @@ function M.backend(o)
       prompt = "lofi backend (now " .. tostring(default) .. ")",
       format_item = H.describe_backend,
     }, function(b)
-      if b then
-        H.set_backend(b.name)
+      if not b then
+        return
       end
+      if b.status ~= "not_installed" then
+        return H.set_backend(b.name)
+      end
+      -- Not usable yet: offer the download instead of a refusal.
+      local setup = ":LofiSetup " .. b.name:gsub("_", "-")
+      vim.ui.select({ "Set it up now (" .. setup .. ")", "Cancel" }, { prompt = "lofi: " .. b.name .. " is not installed" },
+        function(answer)
+          if answer and answer:find("Set it up", 1, true) then
+            H.setup_backend(b)
+          end
+        end)
     end)
   end)
 end
@@ -428,12 +439,18 @@ M.track_actions = {
   {
     label = "Delete",
     run = function(t)
-      lofi().request("delete_track", { track_id = t.track_id }, function(err)
-        if err then
-          return notify.error(err)
-        end
-        notify.info("deleted " .. (t.prompt or t.track_id))
-      end)
+      vim.ui.select({ "Delete", "Keep" }, { prompt = string.format("lofi: delete %q for good?", t.prompt or t.track_id) },
+        function(answer)
+          if answer ~= "Delete" then
+            return
+          end
+          lofi().request("delete_track", { track_id = t.track_id }, function(err)
+            if err then
+              return notify.error(err)
+            end
+            notify.info("deleted " .. (t.prompt or t.track_id))
+          end)
+        end)
     end,
   },
 }
@@ -578,9 +595,22 @@ function M.complete_cancel(lead)
   return matching(vim.tbl_map(function(j) return j.track_id end, require("lofi.jobs").active()), lead)
 end
 
+-- Track ids for completion, asked from the daemon (a short wait; the last list if it is slow).
+function H.fetch_track_ids()
+  local done = false
+  lofi().tracks(function(err, tracks)
+    if not err and tracks then
+      H.track_ids = vim.tbl_map(function(t) return t.track_id end, tracks)
+    end
+    done = true
+  end)
+  vim.wait(1500, function() return done end, 10)
+  return H.track_ids or {}
+end
+
 function M.complete_play(lead)
   local ids = { "last" }
-  vim.list_extend(ids, H.track_ids or {})
+  vim.list_extend(ids, H.fetch_track_ids())
   return matching(ids, lead)
 end
 

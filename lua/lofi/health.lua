@@ -41,7 +41,7 @@ except Exception as exc:
 print(json.dumps(out))
 ]]
 
-local FREE_DISK_WARN_BYTES = 10e9 -- ACE-Step's weights are about 8 GB
+local FREE_DISK_WARN_BYTES = 10e9 -- ACE-Step's weights are 8.3 GB (10^9 bytes)
 
 function H.size(bytes)
   if type(bytes) ~= "number" then
@@ -213,7 +213,7 @@ function H.check_python(h, resolved)
   if info.cache_dir then
     local line = string.format("cache %s: %s free", info.cache_dir, H.size(info.free_bytes))
     if type(info.free_bytes) == "number" and info.free_bytes < FREE_DISK_WARN_BYTES then
-      h.warn(line, { "ACE-Step needs about 8 GB; set LOFI_CACHE_DIR to a bigger disk." })
+      h.warn(line, { "ACE-Step needs 8.3 GB; set LOFI_CACHE_DIR to a bigger disk." })
     else
       h.ok(line)
     end
