@@ -27,6 +27,7 @@ def test_delete_asks_first_and_keep_keeps_the_track(nvim):
     track = make_track(nvim, "keep me")
     nvim.lua("for _, s in ipairs({ 'keep me', 'Delete', 'Keep' }) do table.insert(T.selects, s) end")
     nvim.cmd("LofiTracks")
+    nvim.wait("return #T.asked >= 3", 15, "the three questions")  # the list arrives from the daemon
     asked = nvim.lua("return T.asked[#T.asked]")
     assert asked["prompt"] == 'lofi: delete "keep me" for good?' and asked["labels"] == ["Delete", "Keep"]
     assert Path(track["path"]).is_file()
