@@ -80,7 +80,8 @@ def test_pause_toggles_and_volume_moves_by_steps(bare_nvim, tmp_path):
 def test_a_failed_sink_is_one_warning_with_its_own_message(bare_nvim, tmp_path):
     nvim = bare_nvim
     setup(nvim, tmp_path, autoplay=False,
-          player={"sink": "sh -c 'echo \"audio open error: no such card\" >&2; exit 3'"})
+          # Like a real player, it takes the first blocks into its pipe before it fails.
+          player={"sink": "sh -c 'sleep 0.1; echo \"audio open error: no such card\" >&2; exit 3'"})
     nvim.cmd("LofiGenerate rain 5")
     nvim.wait_done()
     nvim.cmd("LofiPlay last")

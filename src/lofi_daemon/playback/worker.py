@@ -36,6 +36,7 @@ TICK_SEC = 1.0  # a state event at least this often while playing
 IDLE_CLOSE_SEC = 2.0  # after stop, keep the sink open briefly (a quick next play reuses it)
 MAX_TRACK_SEC = 900  # a longer file is refused rather than filling memory
 AUTO_RETRY_WINDOW_SEC = 2.0  # in auto mode, a sink failing this early hands over to the next one
+SINK_CONFIRM_SEC = 0.5  # a player that cannot open its device exits sooner; only then is it named
 
 
 def load_voice(cmd: dict[str, Any]) -> Voice:
@@ -74,6 +75,7 @@ class Worker:
         self.frames_sent = 0  # frames the current sink has received
         self._sink_frame0 = 0  # the mixer's frame count when the current sink got its first frame
         self._auto_errors: list[SinkFailed] = []  # auto: the sinks that died at once, this time round
+        self._told_confirmed = False
         self._t0: float | None = None
         self._first_sample_pending = False
         self.underruns = 0
@@ -102,7 +104,7 @@ class Worker:
             "loop": m.loop,
             "queued": m.queued.track_id if m.queued else None,
             "skip_pending": m.skip_pending,
-            "sink": self.sink.name if self.sink else None,
+            "sink": self.sink.name if self._sink_confirmed() else None,
             "underruns": self.underruns,
             "frame": m.frames_out,
         }
@@ -185,6 +187,13 @@ class Worker:
         return sum(1 for e in events if e["kind"] != "looped")
 
     # ----- sink -----------------------------------------------------------------------------
+    def _sink_confirmed(self) -> bool:
+        """A pipe takes the first blocks before the player has opened its device: the state
+        names the sink (and clients say "playing") only once it has lived SINK_CONFIRM_SEC."""
+        sink = self.sink
+        started = getattr(sink, "started_at", None)
+        return sink is not None and (started is None or time.monotonic() - started >= SINK_CONFIRM_SEC)
+
     def _open_sink(self) -> bool:
         errors: list[SinkFailed] = []
         self._auto_errors = []
@@ -308,6 +317,10 @@ class Worker:
             self._pace()
             self._write(block)
             now = time.monotonic()
+            confirmed = self._sink_confirmed()
+            if confirmed != self._told_confirmed:
+                self._told_confirmed = confirmed
+                changed += 1
             if changed or now - self._last_tick >= TICK_SEC:
                 self._last_tick = now
                 self.emit("state", **self.snapshot())
