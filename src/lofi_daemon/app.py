@@ -211,6 +211,14 @@ class App:
         thread.start()
         return {"started": True, "already_installed": False}
 
+    def install(self, name: str, manifest: Any, on_progress: Any, cancel: CancelToken) -> None:
+        """Setup of one backend (blocking): download its files, then let it prepare them
+        (``finish_setup``: ace_step_15 converts a checkpoint layout). Used by the daemon and the CLI."""
+        self.store.download(manifest, on_progress, cancel)
+        finish_setup = getattr(self.registry.get(name), "finish_setup", None)
+        if finish_setup is not None:
+            finish_setup(on_progress, cancel)
+
     def _download(self, name: str, manifest: Any, cancel: CancelToken) -> None:
         """Runs in its own thread, so generation keeps working during a download."""
         import dataclasses
@@ -224,11 +232,7 @@ class App:
             self._notify(method, payload)
 
         try:
-            self.store.download(manifest, on_progress, cancel)
-            # Some backends prepare what they downloaded (ace_step_15 converts a checkpoint layout).
-            finish_setup = getattr(self.registry.get(name), "finish_setup", None)
-            if finish_setup is not None:
-                finish_setup(on_progress, cancel)
+            self.install(name, manifest, on_progress, cancel)
         except JobCancelled:
             outcome = ("download_error", {"backend": name, "code": ErrorCode.CANCELLED.name,
                                           "message": "download cancelled", "hint": "Run :LofiSetup again to resume it."})

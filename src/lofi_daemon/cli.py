@@ -219,7 +219,7 @@ async def _setup_here(settings: Settings, args: argparse.Namespace) -> int:
 
     cancel = CancelToken()
     try:
-        await asyncio.get_running_loop().run_in_executor(None, store.download, manifest, on_progress, cancel)
+        await asyncio.get_running_loop().run_in_executor(None, app.install, name, manifest, on_progress, cancel)
     except (KeyboardInterrupt, asyncio.CancelledError):
         cancel.cancel()
         raise

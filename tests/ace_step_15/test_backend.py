@@ -153,3 +153,20 @@ def test_an_unknown_variant_is_listed_but_refused_with_the_choices(installed_cac
         with pytest.raises(InvalidParams) as err:
             attempt()
         assert err.value.facts["choices"] == ["turbo", "xl-turbo", "xl-base"]
+
+
+def test_an_install_that_was_only_downloaded_is_converted_at_the_first_load(installed_cache, tmp_path):
+    """``lofi setup`` downloads without converting; loading then converts once."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(installed_cache / "models", cache / "models")
+    for converted in (cache / "models").glob("*/lofi-diffusers"):
+        shutil.rmtree(converted)
+    b = make_backend(cache)
+    assert not b.is_installed()  # so :LofiSetup would convert
+    b.load(CPU)
+    assert b.is_installed()
+    audio = b.generate(_request(duration=10.0, inference_steps=2), Recorder(), CancelToken())
+    assert audio.samples.shape == (2, 250 * 1920)
+    b.unload()

@@ -81,17 +81,20 @@ def parameters(variant: Variant) -> tuple[ParamSpec, ...]:
 class CostModel:
     """Seconds per phase, so progress tracks wall time; corrected by each run's measurements.
 
-    text = a; one transformer call = b + c * latents; decode = d * latents. Starting points
-    for the full-size 2B turbo from bench/bench_ace_step_15.py (docs/benchmarks.md).
+    text = a; one transformer call = b + c * latents; decode = d * latents. CPU: the full-size
+    2B turbo in float32 from bench/bench_ace_step_15.py (docs/benchmarks.md: 26.2 CPU-s per
+    call at 750 latents, 89.7 at 3000, 4.8 CPU-s of decode per second of audio), halved for
+    two threads; the text encoder is a guess. MPS and CUDA are unmeasured guesses: only the
+    ratios between phases matter for the percent, and each run corrects them.
     """
 
     device: str
     correction: dict[str, float] = field(default_factory=lambda: {"text": 1.0, "diffusion": 1.0, "decode": 1.0})
 
     _BASE = {
-        "cpu": (1.0, 0.3, 0.004, 0.06),
-        "mps": (0.3, 0.05, 0.0006, 0.01),
-        "cuda": (0.1, 0.01, 0.00005, 0.001),
+        "cpu": (2.0, 2.5, 0.014, 0.096),
+        "mps": (0.3, 0.3, 0.002, 0.01),
+        "cuda": (0.1, 0.02, 0.0001, 0.001),
     }
 
     def _estimate(self, latents: int, calls: int, correction: dict[str, float]) -> dict[str, float]:
