@@ -214,11 +214,28 @@ function H.size(bytes)
   return string.format(i == 1 and "%d %s" or "%.1f %s", bytes, units[i])
 end
 
+-- Backend states in words (the daemon's are identifiers).
+M.status_words = {
+  ready = "ready",
+  installed = "installed",
+  not_installed = "not installed",
+  downloading = "downloading",
+  loading = "loading",
+  error = "broken",
+}
+
+function H.needs_libraries(b)
+  return type(b.missing_libraries) == "table" and #b.missing_libraries > 0
+end
+
 function H.describe_backend(b)
-  local parts = { b.status }
+  local parts = { M.status_words[b.status] or tostring(b.status) }
   local size = H.size(b.size_bytes)
   if size then
     parts[#parts + 1] = size
+  end
+  if H.needs_libraries(b) then
+    parts[#parts + 1] = "needs :LofiInstall models"
   end
   return string.format("%s (%s)", b.name, table.concat(parts, ", "))
 end
@@ -247,14 +264,46 @@ function H.download(name)
   end)
 end
 
-function M.setup(o)
-  if o.args ~= "" then
-    return H.download(o.args)
+-- Gigabytes of weights are no use without the libraries that run them: ask first.
+M.setup_choices = {
+  { key = "install", label = "Install the model libraries first (:LofiInstall models)" },
+  { key = "download", label = "Download the weights anyway" },
+  { key = "no", label = "Cancel" },
+}
+
+function H.setup_backend(b)
+  if not H.needs_libraries(b) then
+    return H.download(b.name)
   end
+  vim.ui.select(M.setup_choices, {
+    prompt = string.format("lofi: %s needs %s, which are not installed", b.name, table.concat(b.missing_libraries, ", ")),
+    format_item = function(c) return c.label end,
+  }, function(choice)
+    if choice and choice.key == "install" then
+      notify.info(string.format("installing the model libraries; then run :LofiSetup %s", b.name:gsub("_", "-")))
+      M.install({ args = "models" })
+    elseif choice and choice.key == "download" then
+      H.download(b.name)
+    end
+  end)
+end
+
+function M.setup(o)
+  -- The daemon may need to start and the hub to answer: say something at once.
+  notify.info((o.args ~= "" and (o.args .. ": ") or "") .. "connecting…")
   H.backends(function(backends)
+    if o.args ~= "" then
+      local wanted = o.args:gsub("-", "_")
+      for _, b in ipairs(backends) do
+        if b.name == wanted then
+          return H.setup_backend(b)
+        end
+      end
+      return H.download(o.args) -- the daemon names what it does not know
+    end
     vim.ui.select(backends, { prompt = "lofi: download which backend?", format_item = H.describe_backend }, function(b)
       if b then
-        H.download(b.name)
+        H.setup_backend(b)
       end
     end)
   end)
@@ -289,9 +338,20 @@ function M.backend(o)
       prompt = "lofi backend (now " .. tostring(default) .. ")",
       format_item = H.describe_backend,
     }, function(b)
-      if b then
-        H.set_backend(b.name)
+      if not b then
+        return
       end
+      if b.status ~= "not_installed" then
+        return H.set_backend(b.name)
+      end
+      -- Not usable yet: offer the download instead of a refusal.
+      local setup = ":LofiSetup " .. b.name:gsub("_", "-")
+      vim.ui.select({ "Set it up now (" .. setup .. ")", "Cancel" }, { prompt = "lofi: " .. b.name .. " is not installed" },
+        function(answer)
+          if answer and answer:find("Set it up", 1, true) then
+            H.setup_backend(b)
+          end
+        end)
     end)
   end)
 end
@@ -379,12 +439,18 @@ M.track_actions = {
   {
     label = "Delete",
     run = function(t)
-      lofi().request("delete_track", { track_id = t.track_id }, function(err)
-        if err then
-          return notify.error(err)
-        end
-        notify.info("deleted " .. (t.prompt or t.track_id))
-      end)
+      vim.ui.select({ "Delete", "Keep" }, { prompt = string.format("lofi: delete %q for good?", t.prompt or t.track_id) },
+        function(answer)
+          if answer ~= "Delete" then
+            return
+          end
+          lofi().request("delete_track", { track_id = t.track_id }, function(err)
+            if err then
+              return notify.error(err)
+            end
+            notify.info("deleted " .. (t.prompt or t.track_id))
+          end)
+        end)
     end,
   },
 }
@@ -413,23 +479,93 @@ function M.tracks()
   end)
 end
 
+-- After an install the daemon is restarted (the next command starts the new one). Tracks
+-- still generating or queued would die with it, so the user chooses.
+M.install_choices = {
+  { key = "wait", label = "Install now, restart the daemon after these tracks are done" },
+  { key = "now", label = "Install now and stop these tracks" },
+  { key = "no", label = "Don't install" },
+}
+
+function H.restart_daemon_when_idle(done)
+  local jobs = require("lofi.jobs")
+  if #jobs.active() == 0 then
+    require("lofi.daemon").stop()
+    return done()
+  end
+  local group = vim.api.nvim_create_augroup("lofi.install_wait", { clear = true })
+  vim.api.nvim_create_autocmd("User", {
+    group = group,
+    pattern = "LofiDone",
+    callback = function()
+      if #jobs.active() == 0 then
+        vim.api.nvim_del_augroup_by_id(group)
+        require("lofi.daemon").stop()
+        done()
+      end
+    end,
+  })
+end
+
+function H.install(extras, restart)
+  require("lofi.install").run({ extras = #extras > 0 and extras or nil }, notify.info, function(err)
+    if err then
+      return notify.error(err)
+    end
+    local daemon = require("lofi.install").venv_daemon()
+    local waiting = #require("lofi.jobs").active()
+    if restart == "wait" and waiting > 0 then
+      notify.info(string.format("installed: %s; the daemon restarts after %d track%s", daemon, waiting, waiting == 1 and "" or "s"))
+    end
+    -- The next command starts the freshly installed daemon.
+    H.restart_daemon_when_idle(function()
+      if restart ~= "wait" or waiting == 0 then
+        notify.info("installed: " .. daemon)
+      end
+    end)
+  end)
+end
+
 function M.install(o)
   local extras = {}
   for word in o.args:gmatch("%S+") do
     extras[#extras + 1] = word
   end
-  require("lofi.install").run({ extras = #extras > 0 and extras or nil }, notify.info, function(err)
-    if err then
-      return notify.error(err)
+  local busy = #require("lofi.jobs").active()
+  if busy == 0 then
+    return H.install(extras, "now")
+  end
+  vim.ui.select(M.install_choices, {
+    prompt = string.format("lofi: %d track%s generating or queued; installing restarts the daemon", busy, busy == 1 and " is" or "s are"),
+    format_item = function(c) return c.label end,
+  }, function(choice)
+    if not choice or choice.key == "no" then
+      return notify.info("not installing")
     end
-    -- The next command starts the freshly installed daemon.
-    require("lofi.daemon").stop()
-    notify.info("installed: " .. require("lofi.install").venv_daemon())
+    if choice.key == "now" then
+      for _, job in ipairs(require("lofi.jobs").active()) do
+        lofi().cancel(job.track_id)
+      end
+    end
+    H.install(extras, choice.key)
   end)
 end
 
+-- The daemon's own log (it names it in `ping`), at its newest line. When the daemon cannot
+-- start, the file its stderr went to says why.
 function M.log()
-  vim.cmd.split(vim.fn.fnameescape(require("lofi.daemon").log_file()))
+  local function open(path)
+    vim.cmd.split(vim.fn.fnameescape(path))
+    vim.bo.autoread = true
+    vim.cmd("normal! G")
+  end
+  local info = require("lofi.daemon").info()
+  if info and info.log_file then
+    return open(info.log_file)
+  end
+  lofi().request("ping", nil, function(err, result)
+    open(not err and result.log_file or require("lofi.daemon").log_file())
+  end)
 end
 
 -- ---------------------------------------------------------------- completion
@@ -459,9 +595,22 @@ function M.complete_cancel(lead)
   return matching(vim.tbl_map(function(j) return j.track_id end, require("lofi.jobs").active()), lead)
 end
 
+-- Track ids for completion, asked from the daemon (a short wait; the last list if it is slow).
+function H.fetch_track_ids()
+  local done = false
+  lofi().tracks(function(err, tracks)
+    if not err and tracks then
+      H.track_ids = vim.tbl_map(function(t) return t.track_id end, tracks)
+    end
+    done = true
+  end)
+  vim.wait(1500, function() return done end, 10)
+  return H.track_ids or {}
+end
+
 function M.complete_play(lead)
   local ids = { "last" }
-  vim.list_extend(ids, H.track_ids or {})
+  vim.list_extend(ids, H.fetch_track_ids())
   return matching(ids, lead)
 end
 

@@ -376,7 +376,7 @@ function H.start_socket(serial, resolved)
   if unsafe then
     return false, unsafe
   end
-  local conn = { kind = "socket", path = path, queue = {}, resolved = resolved, started = vim.uv.now() }
+  local conn = { kind = "socket", path = path, queue = {}, unconfirmed = {}, resolved = resolved, started = vim.uv.now() }
   H.conn = conn
   H.client = H.new_client(serial, function(data)
     if conn.closed then
@@ -384,6 +384,9 @@ function H.start_socket(serial, resolved)
     end
     if conn.pipe then
       conn.pipe:write(data)
+      if not conn.established then
+        table.insert(conn.unconfirmed, data) -- resent if this connection dies before it answers
+      end
     else
       table.insert(conn.queue, data) -- sent as soon as the connection is up
     end
@@ -480,18 +483,24 @@ function H.spawn(serial, conn)
   return true
 end
 
+-- A connection counts as established once the daemon has said something on it. Until then a
+-- drop is just a failed attempt (e.g. the backlog of a daemon that was being killed): what was
+-- sent is queued again and connecting goes on.
 function H.connected(serial, conn, pipe)
   conn.pipe = pipe
   pipe:read_start(function(read_err, data)
     if data then
       vim.schedule(function()
-        if serial == H.serial and H.client then
+        if serial == H.serial and H.client and conn.pipe == pipe then
+          conn.established, conn.unconfirmed = true, {}
           H.client:feed(data)
         end
       end)
     else
       vim.schedule(function()
-        H.on_disconnect(serial, read_err)
+        if conn.pipe == pipe then
+          H.on_disconnect(serial, read_err)
+        end
       end)
     end
   end)
@@ -499,6 +508,7 @@ function H.connected(serial, conn, pipe)
   conn.queue = {}
   for _, data in ipairs(queued) do
     pipe:write(data)
+    table.insert(conn.unconfirmed, data)
   end
 end
 
@@ -527,6 +537,16 @@ end
 function H.on_disconnect(serial, read_err)
   if serial ~= H.serial or not H.conn then
     return
+  end
+  local conn = H.conn
+  if not conn.established then
+    if not conn.pipe:is_closing() then
+      conn.pipe:read_stop()
+      conn.pipe:close()
+    end
+    conn.pipe = nil
+    conn.queue, conn.unconfirmed = vim.list_extend(conn.unconfirmed, conn.queue), {}
+    return H.retry_connect(serial, conn, read_err or "closed before it answered")
   end
   local client = H.client
   H.close_conn(H.conn)

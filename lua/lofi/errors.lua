@@ -126,6 +126,11 @@ function M.clock(seconds)
   return string.format("%d:%02d", m, s)
 end
 
+--- Whether the message or hint already states `fact` (so it is not added twice).
+function M.says(err, fact)
+  return (err.message or ""):find(fact, 1, true) ~= nil or (err.hint or ""):find(fact, 1, true) ~= nil
+end
+
 --- One line for people: the message, the facts that matter for this code, then the hint.
 ---@param err lofi.Error
 ---@return string
@@ -134,9 +139,11 @@ function M.format(err)
   local data = err.data or {}
   if err.code == "QUEUE_FULL" and type(data.estimated_wait_sec) == "number" and not (err.hint or ""):find("%d") then
     text = string.format("%s; a slot frees in about %s", text, M.clock(data.estimated_wait_sec))
-  elseif err.code == "INVALID_DURATION" and data.min_duration_sec and data.max_duration_sec then
+  elseif err.code == "INVALID_DURATION" and data.min_duration_sec and data.max_duration_sec
+    and not M.says(err, tostring(data.max_duration_sec)) then
     text = string.format("%s (this backend: %s to %s s)", text, data.min_duration_sec, data.max_duration_sec)
-  elseif err.code == "INVALID_BACKEND" and type(data.available) == "table" then
+  elseif err.code == "INVALID_BACKEND" and type(data.available) == "table" and #data.available > 0
+    and not M.says(err, data.available[#data.available]) then
     text = string.format("%s (available: %s)", text, table.concat(data.available, ", "))
   end
   if err.hint and err.hint ~= "" then

@@ -41,7 +41,7 @@ except Exception as exc:
 print(json.dumps(out))
 ]]
 
-local FREE_DISK_WARN_BYTES = 10e9 -- ACE-Step's weights are about 8 GB
+local FREE_DISK_WARN_BYTES = 10e9 -- ACE-Step's weights are 8.3 GB (10^9 bytes)
 
 function H.size(bytes)
   if type(bytes) ~= "number" then
@@ -213,7 +213,7 @@ function H.check_python(h, resolved)
   if info.cache_dir then
     local line = string.format("cache %s: %s free", info.cache_dir, H.size(info.free_bytes))
     if type(info.free_bytes) == "number" and info.free_bytes < FREE_DISK_WARN_BYTES then
-      h.warn(line, { "ACE-Step needs about 8 GB; set LOFI_CACHE_DIR to a bigger disk." })
+      h.warn(line, { "ACE-Step needs 8.3 GB; set LOFI_CACHE_DIR to a bigger disk." })
     else
       h.ok(line)
     end
@@ -254,9 +254,13 @@ function H.check_daemon(h)
   for _, b in ipairs(result.backends or {}) do
     local default = b.name == result.default_backend and " [default]" or ""
     local size = (b.size_bytes and b.size_bytes > 0) and (", " .. H.size(b.size_bytes)) or ""
-    local line = string.format("%s: %s%s%s", b.name, b.status, size, default)
+    local words = require("lofi.commands").status_words[b.status] or tostring(b.status)
+    local line = string.format("%s: %s%s%s", b.name, words, size, default)
     if b.status == "error" then
       h.warn(line .. (b.error and (" - " .. b.error) or ""), { b.hint })
+    elseif b.status == "not_installed" and type(b.missing_libraries) == "table" and #b.missing_libraries > 0 then
+      h.info(string.format("%s - needs %s: first :LofiInstall models, then :LofiSetup %s", line,
+        table.concat(b.missing_libraries, ", "), (b.name:gsub("_", "-"))))
     elseif b.status == "not_installed" then
       h.info(line .. " - download with :LofiSetup " .. b.name:gsub("_", "-"))
     else

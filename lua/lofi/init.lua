@@ -114,7 +114,7 @@ function M.generate(opts, cb)
   end
   M.request("generate", params, function(req_err, result)
     if req_err then
-      cb(req_err, nil)
+      cb(H.in_the_users_words(req_err, opts), nil)
       return
     end
     require("lofi.jobs").accepted(params, result, cb)
@@ -122,6 +122,30 @@ function M.generate(opts, cb)
       on_queued(result)
     end
   end)
+end
+
+-- An unknown parameter the user wrote by its friendly name ("steps") is named that way too:
+-- "steps= (inference_steps) is not a parameter of procedural".
+function H.in_the_users_words(err, opts)
+  local data = err.data or {}
+  if err.code ~= "INVALID_PARAMS" or type(data.unknown) ~= "table" or type(opts) ~= "table" then
+    return err
+  end
+  local given = vim.tbl_extend("keep", vim.deepcopy(opts), opts.params or {})
+  local words = {}
+  for _, name in ipairs(data.unknown) do
+    local said = name
+    for friendly, real in pairs(M.aliases) do
+      if real == name and given[friendly] ~= nil and given[name] == nil then
+        said = friendly .. "= (" .. name .. ")"
+      end
+    end
+    words[#words + 1] = said
+  end
+  local copy = vim.deepcopy(err)
+  copy.message = string.format("%s %s not %s of %s", table.concat(words, ", "), #words == 1 and "is" or "are",
+    #words == 1 and "a parameter" or "parameters", tostring(data.backend or "this backend"))
+  return copy
 end
 
 --- Cancel a queued or running track; without an id, the one generating now (or the

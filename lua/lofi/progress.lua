@@ -87,7 +87,7 @@ end
 -- failed once (H.native_error) is not tried again: progress goes to vim.notify instead.
 function H.live_sink()
   local cfg = config.get().progress
-  if cfg.fidget and pcall(require, "fidget.progress") then
+  if cfg.fidget and not H.fidget_error and pcall(require, "fidget.progress") then
     return "fidget"
   end
   if cfg.native and vim.fn.has("nvim-0.12") == 1 and not H.native_error then
@@ -157,20 +157,29 @@ function H.live(key, title, message, percent, status, opening, with_percent)
   H.entries[key] = entry
   local final = status ~= "running"
   if sink == "fidget" then
-    local fidget = require("fidget.progress")
-    if not entry.fidget then
-      entry.fidget = fidget.handle.create({ title = title, message = message, percentage = percent, lsp_client = { name = "lofi" } })
-    else
-      entry.fidget:report({ message = message, percentage = percent })
-    end
-    if final then
-      if status == "done" then
-        entry.fidget:finish()
+    local ok, err = pcall(function()
+      local fidget = require("fidget.progress")
+      if not entry.fidget then
+        entry.fidget = fidget.handle.create({ title = title, message = message, percentage = percent, lsp_client = { name = "lofi" } })
       else
-        entry.fidget:cancel()
+        entry.fidget:report({ message = message, percentage = percent })
       end
+      if final then
+        if status == "done" then
+          entry.fidget:finish()
+        else
+          entry.fidget:cancel()
+        end
+      end
+    end)
+    if not ok then
+      -- As with native progress: say why once, then vim.notify shows progress.
+      H.fidget_error = tostring(err)
+      notify.warn("fidget.nvim failed (" .. H.fidget_error .. "); showing progress with vim.notify")
+      sink = H.live_sink()
     end
-  elseif sink == "notify" and not final then
+  end
+  if sink == "notify" and not final then
     -- The built-in vim.notify cannot replace a message: say it once, not per percent.
     local first = entry.record == nil and entry.last_ms == -math.huge
     local can_replace = entry.record ~= nil
@@ -197,6 +206,7 @@ end
 ---@param job lofi.Job
 function M.job_update(job)
   H.recompute()
+  require("lofi.guard").set(#require("lofi.jobs").active())
   local message, with_percent
   if job.state == "generating" then
     local eta = type(job.eta_sec) == "number" and (" ~" .. errors.clock(job.eta_sec)) or ""
@@ -225,10 +235,15 @@ function M.job_done(job)
   local status = ({ complete = "done", error = "failed", cancelled = "cancelled" })[job.state]
   H.set_flash(status)
   H.recompute()
+  require("lofi.guard").set(#require("lofi.jobs").active())
   H.live(job.track_id, "lofi", describe(job) .. " " .. status, job.percent, status)
   if job.state == "complete" then
     local r = job.result or {}
-    if config.get().progress.notify then
+    if config.get().progress.notify and job.cached then
+      -- Same prompt, seed, backend and settings: the old file, not a new generation.
+      notify.info(string.format("♪ from the library (same prompt, seed and settings): %s (%s) %s", describe(job),
+        errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), job.path and vim.fn.fnamemodify(job.path, ":~") or ""))
+    elseif config.get().progress.notify then
       local took = type(r.generation_time_sec) == "number" and string.format(" in %.1f s", r.generation_time_sec) or ""
       notify.info(string.format("♪ ready: %s (%s%s) %s", describe(job), errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), took, job.path and vim.fn.fnamemodify(job.path, ":~") or ""))
     end

@@ -116,7 +116,9 @@ class App:
         return d
 
     async def ping(self, _: P.NoParams) -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION}
+        # log_file: the daemon's one log, so clients open the same file (:LofiLog).
+        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION,
+                "log_file": str(self.settings.logs_dir / "daemon.log")}
 
     async def generate(self, p: P.GenerateParams) -> dict[str, Any]:
         name = self.registry.canonical(p.backend or self.registry.default)
@@ -128,10 +130,10 @@ class App:
                 f"for {name}, got {p.duration_sec:g}",
                 min_duration_sec=caps.min_duration_sec, max_duration_sec=caps.max_duration_sec, backend=name,
             )
-        backend_params = caps.resolve_params(p.backend_params)
+        backend_params = caps.resolve_params(p.backend_params, backend=name)
         if self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
-                                      hint=f"Run :LofiSetup {name.replace('_', '-')} to download it.",
+                                      hint=_setup_hint(name, backend, "to download it"),
                                       backend=name)
         # Random seeds stay below 2^32 like the official ACE-Step code (and exact in Lua numbers).
         seed = p.seed if p.seed is not None else secrets.randbelow(2**32)
@@ -177,7 +179,7 @@ class App:
         name = self.registry.canonical(p.backend)
         if self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
-                                      hint=f"Run :LofiSetup {name.replace('_', '-')} first.", backend=name)
+                                      hint=_setup_hint(name, self.registry.get(name), "first"), backend=name)
         previous = self.registry.default
         self.registry.default = name
         self.settings.prefs.default_backend = name
@@ -198,7 +200,8 @@ class App:
         running = self._downloads.get(name)
         if running is not None and running[0].is_alive():
             raise DownloadInProgress(f"{name} is already downloading", backend=name)
-        if manifest is None or backend.is_installed():
+        if manifest is None or (backend.is_installed()
+                                and not await asyncio.to_thread(self.store.needs_repair, manifest)):
             return {"started": False, "already_installed": True}
         self.registry.set_transient(name, "downloading")
         token = CancelToken()
@@ -207,6 +210,14 @@ class App:
         self._downloads[name] = (thread, token)
         thread.start()
         return {"started": True, "already_installed": False}
+
+    def install(self, name: str, manifest: Any, on_progress: Any, cancel: CancelToken) -> None:
+        """Setup of one backend (blocking): download its files, then let it prepare them
+        (``finish_setup``: ace_step_15 converts a checkpoint layout). Used by the daemon and the CLI."""
+        self.store.download(manifest, on_progress, cancel)
+        finish_setup = getattr(self.registry.get(name), "finish_setup", None)
+        if finish_setup is not None:
+            finish_setup(on_progress, cancel)
 
     def _download(self, name: str, manifest: Any, cancel: CancelToken) -> None:
         """Runs in its own thread, so generation keeps working during a download."""
@@ -221,11 +232,7 @@ class App:
             self._notify(method, payload)
 
         try:
-            self.store.download(manifest, on_progress, cancel)
-            # Some backends prepare what they downloaded (ace_step_15 converts a checkpoint layout).
-            finish_setup = getattr(self.registry.get(name), "finish_setup", None)
-            if finish_setup is not None:
-                finish_setup(on_progress, cancel)
+            self.install(name, manifest, on_progress, cancel)
         except JobCancelled:
             outcome = ("download_error", {"backend": name, "code": ErrorCode.CANCELLED.name,
                                           "message": "download cancelled", "hint": "Run :LofiSetup again to resume it."})
@@ -329,3 +336,11 @@ def _complete_payload(track_id: str, path: Any, meta: dict[str, Any]) -> dict[st
         "seed": meta.get("seed"),
         "prompt": meta.get("prompt"),
     }
+
+
+def _setup_hint(name: str, backend: Any, tail: str) -> str:
+    """What to run for a backend that is not installed: the model libraries come first."""
+    setup = f":LofiSetup {name.replace('_', '-')}"
+    if backend.missing_libraries():
+        return f"First :LofiInstall models (the model libraries), then {setup}."
+    return f"Run {setup} {tail}."

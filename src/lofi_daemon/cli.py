@@ -207,7 +207,7 @@ async def _setup_here(settings: Settings, args: argparse.Namespace) -> int:
     name = app.registry.canonical(args.backend)
     backend = app.registry.get(name)
     manifest = getattr(backend, "manifest", None)
-    if manifest is None or backend.is_installed():
+    if manifest is None or (backend.is_installed() and not app.store.needs_repair(manifest)):
         print(f"{name} is ready: nothing to download.", file=sys.stderr)
         return 0
     store: ModelStore = app.store
@@ -219,7 +219,7 @@ async def _setup_here(settings: Settings, args: argparse.Namespace) -> int:
 
     cancel = CancelToken()
     try:
-        await asyncio.get_running_loop().run_in_executor(None, store.download, manifest, on_progress, cancel)
+        await asyncio.get_running_loop().run_in_executor(None, app.install, name, manifest, on_progress, cancel)
     except (KeyboardInterrupt, asyncio.CancelledError):
         cancel.cancel()
         raise

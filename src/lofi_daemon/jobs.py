@@ -237,7 +237,7 @@ class JobQueue:
                 self._learn(job, self._clock() - started)
                 self._tell("generation_complete", result)
             finally:
-                self._remember(job)
+                self._remember(job, took=self._clock() - started)
                 self._current = None
 
     def _tell(self, method: str, params: dict[str, Any]) -> None:
@@ -247,7 +247,11 @@ class JobQueue:
         except Exception:
             log.exception("could not send %s", method)
 
-    def _remember(self, job: Job) -> None:
+    def _remember(self, job: Job, took: float | None = None) -> None:
+        # One line per job in the log: what was asked, and how it ended.
+        log.info("job %s %s: prompt=%r backend=%s seed=%s duration=%gs%s", job.track_id, job.state,
+                 job.request.prompt, job.backend, job.request.seed, job.request.duration_sec,
+                 f" took={took:.1f}s" if took is not None else " (never started)")
         self._finished[job.track_id] = job.state
         while len(self._finished) > 1000:
             self._finished.popitem(last=False)

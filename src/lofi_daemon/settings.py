@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .device import DEVICE_CHOICES, DTYPE_CHOICES, DevicePlan, valid_threads
-from .tracks import DIR_MODE, read_regular_file, write_private_atomic
+from .tracks import DIR_MODE, read_regular_file, remove_dead_temps, write_private_atomic
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,7 @@ class Settings:
         make_private(self.config_dir)
         data = (json.dumps(self.prefs.to_dict(), indent=2) + "\n").encode("ascii")
         write_private_atomic(self.config_file, data)
+        remove_dead_temps(self.config_dir, self.config_file.name + ".")  # left by a save that was killed
 
 
 def _absolute_dir(env: dict[str, str], name: str, problems: list[str]) -> Path | None:

@@ -47,17 +47,13 @@ from .errors import StorageError, TrackNotFound
 log = logging.getLogger(__name__)
 
 FORMATS = ("wav", "flac", "ogg")  # the same keys as audio.FORMATS (kept import-light here)
-TRACK_ID_RE = re.compile(r"t[0-9a-f]{12}")
+TRACK_ID_RE = re.compile(r"t[0-9a-f]{12}")  # the form app.new_track_id makes
 TEMP_RE = re.compile(r"(?P<final>.+)\.(?P<pid>\d+)\.(?P<rand>[0-9a-f]+)\.tmp")
 MAX_SIDECAR_BYTES = 1 << 20
 STALE_TEMP_SEC = 3600.0  # longer than any write; a temp this old has no live writer
 MTIME_TICK_NS = 2_000_000_000  # a folder changed this recently may change again within one mtime tick
 FILE_MODE = 0o600
 DIR_MODE = 0o700
-
-
-def new_track_id() -> str:
-    return "t" + secrets.token_hex(6)
 
 
 def cache_key(*, backend: str, model_version: str, prompt: str, seed: int, duration_sec: float,
@@ -343,7 +339,7 @@ class TrackLibrary:
         for name, entry in entries.items():
             path = Path(entry.path)
             if name.endswith(".tmp"):
-                if _temp_is_dead(path, name) and _unlink_if_unlocked(path):
+                if temp_is_dead(path) and _unlink_if_unlocked(path):
                     removed.append(path)
                 continue
             stem, dot, ext = name.rpartition(".")
@@ -433,8 +429,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _temp_is_dead(path: Path, name: str) -> bool:
+def remove_dead_temps(folder: Path, prefix: str) -> list[Path]:
+    """Remove ``<prefix>*.tmp`` files in ``folder`` that no live writer owns."""
+    removed = []
+    for path in folder.glob(f"{prefix}*.tmp"):
+        if temp_is_dead(path) and _unlink_if_unlocked(path):
+            removed.append(path)
+    return removed
+
+
+def temp_is_dead(path: Path) -> bool:
     """Whether no writer can still own this temp file: its pid is gone, or it is very old."""
+    name = path.name
     try:
         age = time.time() - path.lstat().st_mtime
     except OSError:

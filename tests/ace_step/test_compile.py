@@ -2,9 +2,9 @@
 
 The compile is the slow part, so it is paid once: one compiled pipeline serves every test
 here (module scope), and ``compile=True`` compiles the transformer's repeated block, not the
-whole network, so the three small graphs a guided generation needs (unguided, guided, guided
-with ERG-diffusion) take ~45 s on an idle 2-core CPU instead of ~200 s for the whole model.
-Whichever test runs first pays for the compile, so each carries the same explicit budget.
+whole network, so the two small graphs a guided generation needs (unguided batch 1, guided
+batch 2) compile in well under a minute on an idle 2-core CPU instead of ~200 s for the whole
+model. Whichever test runs first pays for the compile, so each carries the same explicit budget.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import torch
 
 from lofi_daemon.backends.ace_step.pipeline import AceStepPipeline
 
-#: Budget of a test that may have to compile: ~45 s idle, so 6x for a busy machine.
-COMPILE_BUDGET_S = 300
+#: Budget of a test that may have to compile (cold inductor cache): the compile takes well under
+#: a minute idle; at load ~11 on 2 cores the old 3-graph compile passed 300 s, so allow 10x.
+COMPILE_BUDGET_S = 600
 
 
 @pytest.fixture(scope="module")

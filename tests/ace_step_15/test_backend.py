@@ -61,7 +61,8 @@ def test_a_generation_is_48k_stereo_of_the_requested_length_with_every_phase_rep
     assert str(audio.samples.dtype) == "float32"
     assert abs(audio.samples).max() == pytest.approx(10 ** (-1 / 20), rel=1e-5)
     assert progress.phases == ["text", "diffusion", "decode"]
-    assert [u for u in progress.updates if u[0] == "diffusion"] == [("diffusion", i, 8) for i in range(1, 9)]
+    assert [u for u in progress.updates if u[0] == "diffusion"] == [("diffusion", i, 8) for i in range(0, 9)]
+    assert progress.updates.index(("text", 1, 1)) < progress.updates.index(("diffusion", 0, 8))
     assert progress.updates[-1] == ("decode", 1, 1) and len(decoder_calls) == 1
     meta = audio.metadata
     assert (meta["device"], meta["dtype"], meta["variant"], meta["latent_length"]) == ("cpu", "float32", "turbo", 250)
@@ -152,3 +153,20 @@ def test_an_unknown_variant_is_listed_but_refused_with_the_choices(installed_cac
         with pytest.raises(InvalidParams) as err:
             attempt()
         assert err.value.facts["choices"] == ["turbo", "xl-turbo", "xl-base"]
+
+
+def test_an_install_that_was_only_downloaded_is_converted_at_the_first_load(installed_cache, tmp_path):
+    """``lofi setup`` downloads without converting; loading then converts once."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(installed_cache / "models", cache / "models")
+    for converted in (cache / "models").glob("*/lofi-diffusers"):
+        shutil.rmtree(converted)
+    b = make_backend(cache)
+    assert not b.is_installed()  # so :LofiSetup would convert
+    b.load(CPU)
+    assert b.is_installed()
+    audio = b.generate(_request(duration=10.0, inference_steps=2), Recorder(), CancelToken())
+    assert audio.samples.shape == (2, 250 * 1920)
+    b.unload()

@@ -92,22 +92,27 @@ def test_seed_option_reaches_the_daemon_and_same_request_comes_from_the_cache(nv
     assert len(tracks) == 1 and tracks[0]["seed"] == 1234
 
 
-def test_friendly_option_names_map_to_backend_parameters(nvim):
-    # steps= is ACE-Step's inference_steps; the procedural backend has no such parameter,
-    # and the daemon's refusal must name it, proving the mapping happened.
-    nvim.cmd("LofiGenerate rain 5 steps=10")
+def test_an_unknown_option_is_named_in_the_users_words_with_the_backend(nvim):
+    # steps= is ACE-Step's inference_steps; the procedural backend has no such parameter.
+    nvim.cmd("LofiGenerate rain 5s steps=40")
     nvim.wait("return #T.messages(vim.log.levels.ERROR) > 0", 15, "an error message")
-    errors = nvim.messages(4)
-    assert len(errors) == 1
-    assert "inference_steps" in errors[0]
+    (error,) = nvim.messages(4)
+    assert error == "lofi: steps= (inference_steps) is not a parameter of procedural. procedural takes no parameters."
     assert nvim.lua("return #require('lofi.jobs').active()") == 0
 
 
-def test_a_duration_out_of_range_is_one_clear_error_with_the_range(nvim):
-    nvim.cmd("LofiGenerate rain 2")
+def test_a_duration_out_of_range_states_the_range_once(nvim):
+    nvim.cmd("LofiGenerate rain 2s")
     nvim.wait("return #T.messages(vim.log.levels.ERROR) > 0", 15, "an error message")
     (error,) = nvim.messages(4)
-    assert "duration_sec" in error and "5 to 240" in error
+    assert "duration_sec" in error and error.count("240") == 1, error
+
+
+def test_an_unknown_backend_lists_the_backends_once(nvim):
+    nvim.cmd("LofiGenerate rain 5s backend=jazzbot")
+    nvim.wait("return #T.messages(vim.log.levels.ERROR) > 0", 15, "an error message")
+    (error,) = nvim.messages(4)
+    assert "jazzbot" in error and error.count("ace_step") == 1, error
 
 
 def test_lua_api_generate_calls_back_once_with_the_track(nvim):

@@ -26,8 +26,9 @@ def test_checkhealth_reports_neovim_daemon_python_torch_backends_disk_and_player
     # torch and the device the daemon would choose (this machine: CPU)
     assert re.search(r"(OK torch \S+; devices: .*CPU)|(WARNING torch is not installed)", report), report
     assert re.search(r"procedural: (ready|installed) \[default\]", report)
-    assert "musicgen: not_installed" in report and ":LofiSetup musicgen" in report
-    assert "ace_step: not_installed" in report and ":LofiSetup ace-step" in report
+    assert "musicgen: not installed" in report and ":LofiSetup musicgen" in report
+    assert "ace_step: not installed, 8.3 GB" in report and ":LofiSetup ace-step" in report
+    assert ":LofiInstall models" not in report  # this venv has the model libraries
     cache = nvim.tmp / "cache"
     assert re.search(rf"cache {re.escape(str(cache))}: [\d.]+ (GB|MB) free", report)
     assert "OK player.sink = capture " in report

@@ -174,3 +174,42 @@ def test_help_tags_build_and_every_command_has_help(nvim_bin, tmp_path):
     assert plugin_commands and {f":{c}" for c in plugin_commands} <= tags
     assert {"lofi", "lofi-config", "lofi-api", "lofi-events", "lofi-statusline", "lofi-troubleshooting",
             "LofiProgress", "LofiDone"} <= tags
+
+
+@pytest.fixture
+def busy_copy_nvim(copy_nvim, fake_python):
+    python, _ = fake_python
+    copy_nvim.setup(daemon_cmd=[sys.executable, "-m", "lofi_daemon"], autoplay=False, install={"python": str(python)},
+                    progress={"done_ms": 60000})
+    copy_nvim.lua("require('lofi').generate({ prompt = 'busy while installing', duration = 60 })")
+    copy_nvim.wait("return require('lofi').status().current ~= nil", 30, "the track to start")
+    return copy_nvim
+
+
+def test_install_during_a_generation_asks_and_can_wait_for_the_track(busy_copy_nvim, fake_python):
+    nvim = busy_copy_nvim
+    _, log = fake_python
+    pid = nvim.lua("return require('lofi.daemon').pid()")
+    nvim.lua("table.insert(T.selects, 'after these tracks')")
+    nvim.cmd("LofiInstall")
+    asked = nvim.lua("return T.asked[#T.asked]")
+    assert asked["prompt"] == "lofi: 1 track is generating or queued; installing restarts the daemon"
+    (done,) = nvim.wait_done(1, timeout=120)
+    assert done["status"] == "complete", nvim.messages()
+    assert len(calls(log)) == 2
+    assert any(m.endswith("/bin/lofi-daemon; the daemon restarts after 1 track") for m in nvim.messages())
+    assert not any("cancelled" in m for m in nvim.messages())
+    # The daemon was restarted only after the track: the next request starts a new one.
+    nvim.wait("return not require('lofi.daemon').is_running()", 15, "the old daemon to stop")
+    assert nvim.call("ping")["result"]["status"] == "ok"
+    assert nvim.lua("return require('lofi.daemon').pid()") != pid
+
+
+def test_install_during_a_generation_can_be_declined(busy_copy_nvim, fake_python):
+    nvim = busy_copy_nvim
+    _, log = fake_python
+    nvim.lua("table.insert(T.selects, \"Don't install\")")
+    nvim.cmd("LofiInstall")
+    assert nvim.messages()[-1] == "lofi: not installing"
+    assert calls(log) == []
+    assert nvim.lua("return require('lofi').status().current ~= nil")

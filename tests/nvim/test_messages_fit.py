@@ -31,7 +31,7 @@ def ui_nvim(nvim):
     answer_prompts(nvim)
 
 
-def wait_without_prompt(nvim, condition: str, timeout: float = 30.0) -> None:
+def wait_without_prompt(nvim, condition: str, timeout: float = 60.0) -> None:
     """Poll from outside (a request would wait behind a prompt) and fail on a hit-enter prompt."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -71,7 +71,7 @@ def test_tracks_picker_plays_regenerates_with_the_same_seed_and_deletes(nvim):
     done = nvim.wait_done(2)
     assert done[-1]["status"] == "complete" and done[-1]["path"] == track["path"]
 
-    nvim.lua("vim.list_extend(T.selects, { 'picker track', 'Delete' })")
+    nvim.lua("vim.list_extend(T.selects, { 'picker track', 'Delete', 'Delete' })")
     nvim.cmd("LofiTracks")
     nvim.wait("return T.messages()[#T.messages()]:find('deleted') ~= nil", 10, "the delete")
     assert nvim.call("list_tracks")["result"]["tracks"] == []

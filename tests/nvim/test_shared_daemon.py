@@ -28,8 +28,8 @@ def editors(nvim_bin, tmp_path, child_env):
         folder = tmp_path / name
         folder.mkdir()
         child = start_child(nvim_bin, folder)
-        child.setup(log_file=str(child.daemon_log), autoplay=False,
-                    progress={"done_ms": 60000}, daemon={"idle_exit_sec": GRACE_SEC})
+        child.setup(log_file=str(child.daemon_log), player={"sink": f"capture {tmp_path / 'sink.f32'} 1"},
+                    autoplay=False, progress={"done_ms": 60000}, daemon={"idle_exit_sec": GRACE_SEC})
         children.append(child)
     yield children
     pids = set()
@@ -87,18 +87,28 @@ def test_a_track_from_the_cli_appears_in_both_editors(editors, child_env):
         (done,) = child.wait_done(1, timeout=30)
         assert done["status"] == "complete" and done["path"] == path
         tracks = child.call("list_tracks")["result"]["tracks"]
-        assert [t["path"] for t in tracks] == [path]  # what the track picker lists
+        assert [t["path"] for t in tracks] == [path]
+        child.cmd("LofiTracks")  # the picker (nothing chosen)
+        child.wait("return #T.asked > 0", 15, "the track picker")
+        assert child.lua("return T.asked[#T.asked].labels") == ["from the terminal  0:05 · procedural · seed 5"]
 
 
-def test_quitting_one_editor_keeps_the_daemon_and_quitting_both_ends_it_after_the_grace(editors):
+def test_quitting_one_editor_keeps_the_daemon_and_the_music_and_quitting_both_ends_it(editors, tmp_path):
     a, b = editors
     a.call("ping")
     b.call("ping")
     pid = daemon_pid(a)
+    a.cmd("LofiGenerate music that outlives its editor 5")
+    (done,) = a.wait_done(1)
+    sink = tmp_path / "music.f32"
+    played = a.call("play", {"track_id": done["track_id"], "sink": f"capture {sink} 1", "loop": True})
+    assert played["result"]["playing"] is True, played
     a.quit()
     b.wait("return (T.call('daemon_info').result or {}).clients == 1", 30, "a's connection to end")
+    size_at_quit = sink.stat().st_size if sink.exists() else 0
     assert not wait_gone(pid, GRACE_SEC + 2)  # well past the grace: b keeps it alive
-    assert b.call("ping")["result"]["status"] == "ok"
+    assert sink.stat().st_size > size_at_quit  # and the music went on
+    assert b.call("get_playback")["result"]["state"] == "playing"
     b.quit()
     assert wait_gone(pid, 30), "the daemon outlived its last client"
 
@@ -112,7 +122,9 @@ def test_a_killed_shared_daemon_is_replaced_once_and_the_user_told_once(editors)
     for child in (a, b):
         child.wait("return #T.messages(vim.log.levels.ERROR) > 0", 15, "the lost-connection message")
     for child in (a, b):
-        (message,) = child.messages(4)
+        messages = child.messages(4)
+        assert len(messages) == 1, messages
+        (message,) = messages
         assert "lost the connection to the shared daemon" in message and "reconnecting" in message
         child.wait(f"return require('lofi.daemon').pid() ~= nil and require('lofi.daemon').pid() ~= {pid}", 30,
                    "a new daemon")
@@ -189,7 +201,7 @@ def serving(socket_path: str) -> list[int]:
     return pids
 
 
-def test_editors_starting_at_the_same_instant_end_up_with_one_daemon(nvim_bin, tmp_path, child_env, fake_player):
+def test_editors_starting_at_the_same_instant_end_up_with_one_daemon(nvim_bin, tmp_path, child_env):
     children = []
     try:
         for i in range(3):

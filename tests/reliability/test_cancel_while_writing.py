@@ -23,7 +23,7 @@ def test_a_cancel_during_encoding_stops_the_write_and_the_notification_agrees(ca
     with Daemon.start(cache_dir) as d:
         caught_encoding = False
         for attempt in range(3):  # the encoder may finish before we see it on a busy machine
-            reply = d.call("generate", prompt="long cancel", duration_sec=120, seed=20 + attempt, format="ogg")
+            reply = d.call("generate", prompt="long cancel", duration_sec=60, seed=20 + attempt, format="ogg")
             track_id = reply["result"]["track_id"]
             # The model part is over; now the track is finished, encoded and written.
             d.wait_for("generation_progress", timeout=240, track_id=track_id, percent=100.0)

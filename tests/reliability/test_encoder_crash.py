@@ -62,7 +62,7 @@ def test_an_encoder_that_dies_is_a_storage_error_for_that_track_only(cache_dir):
     """The encoder child is killed with SIGSEGV mid-encode, as a libsndfile crash would."""
     with Daemon.start(cache_dir) as d:
         for attempt in range(4):  # the encoder may finish before we catch it on a busy machine
-            reply = d.call("generate", prompt="long flac", duration_sec=240, seed=10 + attempt, format="flac")
+            reply = d.call("generate", prompt="long ogg", duration_sec=60, seed=10 + attempt, format="ogg")
             track_id = reply["result"]["track_id"]
             killed = False
             deadline = time.monotonic() + 240

@@ -220,3 +220,38 @@ def test_a_config_fifo_does_not_hang_the_daemon(cache_dir):
     os.mkfifo(config / "config.json")
     with Daemon.start(cache_dir) as d:
         assert d.call("ping", timeout=30)["result"]["status"] == "ok"
+
+
+# ----- the model store's install record ---------------------------------------------------------
+
+def hostile_records(canary: Path) -> list[object]:
+    base = {"backend": "musicgen", "repo_id": "facebook/musicgen-small", "revision": "x", "commit": "x",
+            "complete": True, "verified": {}, "bad": []}
+    notes = canary / "notes.txt"
+    escape = {"path": "../../../../../canary/notes.txt", "component": "model", "size": notes.stat().st_size}
+    return [
+        {**base, "files": [escape]},
+        {**base, "files": [{**escape, "path": str(notes)}]},
+        {**base, "files": [{"path": "model.safetensors", "component": "model", "size": "12"}]},
+        {**base, "files": [{"path": ["x"], "component": "model", "size": 1}]},
+        {**base, "files": "model.safetensors"},
+        {**base, "verified": {"model.safetensors": "yes"}, "files": []},
+        {**base, "complete": "yes", "files": []},
+        [1, 2, 3],
+    ]
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_a_hostile_install_record_is_ignored_and_nothing_outside_is_read_as_a_model(cache_dir, canary, case):
+    from lofi_daemon.models.manifests import musicgen_manifest
+    from lofi_daemon.models.store import ModelStore
+
+    manifest = musicgen_manifest("facebook/musicgen-small")
+    store = ModelStore(cache_dir / "models")
+    record = store.record_path(manifest)
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps(hostile_records(canary)[case]))
+    with Daemon.start(cache_dir) as d:
+        backends = d.call("get_backends")["result"]["backends"]
+        assert {b["name"]: b["status"] for b in backends}["musicgen"] != "installed"
+    assert "ignoring unreadable install record" in (cache_dir / "logs" / "daemon.log").read_text()

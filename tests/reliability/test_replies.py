@@ -38,3 +38,28 @@ def test_a_single_request_with_a_surrogate_id_gets_its_own_id_back(cache_dir):
         reply = d.wait_reply("a\udfff")
         assert reply["result"]["status"] == "ok"
         assert all(line.isascii() for line in d.raw_lines)
+
+
+def test_a_batch_reply_that_cannot_be_encoded_costs_only_its_own_entry():
+    """A handler result with NaN (no JSON form) becomes that request's INTERNAL_ERROR."""
+    import asyncio
+
+    from lofi_daemon.rpc import framing
+    from lofi_daemon.rpc import params as P
+    from lofi_daemon.rpc.dispatch import Dispatcher
+
+    async def fine(_):
+        return {"ok": True}
+
+    async def nan(_):
+        return {"value": float("nan")}
+
+    d = Dispatcher()
+    d.register("fine", P.NoParams, fine)
+    d.register("nan", P.NoParams, nan)
+    batch = [{"jsonrpc": "2.0", "id": i, "method": m} for i, m in enumerate(["fine", "nan", "fine"])]
+    replies = asyncio.run(d.handle(batch))
+    line = framing.encode(replies)  # the whole batch reply encodes
+    by_id = {r["id"]: r for r in json.loads(line)}
+    assert by_id[0]["result"] == {"ok": True} and by_id[2]["result"] == {"ok": True}
+    assert by_id[1]["error"]["code"] == -32603

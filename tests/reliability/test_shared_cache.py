@@ -126,3 +126,17 @@ def test_the_daemon_lists_what_other_processes_write_and_delete(cache_dir):
     with Daemon.start(cache_dir) as d:
         assert d.call("delete_track", track_id=again["track_id"])["result"]["deleted"] is True
     assert other.list() == [] and other.find_cached("x") is None
+
+
+def test_a_config_save_removes_temps_left_by_a_killed_saver_but_not_a_planted_link(tmp_path, canary):
+    env = {"LOFI_CACHE_DIR": str(tmp_path / "cache"), "LOFI_CONFIG_DIR": str(tmp_path / "config")}
+    from lofi_daemon.settings import Settings
+
+    config = tmp_path / "config"
+    config.mkdir()
+    dead = config / f"config.json.{2**22 + 1}.abcd.tmp"  # a pid above pid_max: its owner is gone
+    dead.write_text("{")
+    link = config / "config.json.tmp"
+    link.symlink_to(canary / "notes.txt")
+    Settings.load(env=env).save_prefs()
+    assert not dead.exists() and link.is_symlink()

@@ -146,3 +146,16 @@ def test_an_identical_request_joins_the_job_already_running(daemon):
         assert len(a.notifications("generation_started")) == 1  # one job, generated once
         tracks = a.call("list_tracks")["result"]["tracks"]
         assert [t["track_id"] for t in tracks] == [first["track_id"]]
+
+
+def test_exiting_cancels_the_running_job_and_every_client_hears_it(daemon):
+    with daemon.client() as a, daemon.client() as b:
+        track = a.call("generate", prompt="a long one", duration_sec=240, seed=1)["result"]["track_id"]
+        b.wait_for("generation_progress", track_id=track)
+        a.call("shutdown", force=True)
+        for client in (a, b):
+            assert client.wait_terminal(track)["method"] == "generation_cancelled"
+        daemon.proc.wait(30)
+        assert daemon.proc.returncode == 0
+    leftovers = [p.name for p in (daemon.cache / "tracks").iterdir()]
+    assert leftovers == []  # no partial track, no temp file

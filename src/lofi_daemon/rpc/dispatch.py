@@ -86,7 +86,8 @@ def _sendable(reply: dict[str, Any]) -> dict[str, Any]:
         return reply
     except (ValueError, TypeError) as exc:  # e.g. NaN in a result
         log.error("cannot encode the reply to id %.80r (%s)", reply.get("id"), exc)
-        return protocol_error(reply.get("id"), ErrorCode.INTERNAL_ERROR, "internal error: the reply could not be encoded")
+        return protocol_error(reply.get("id"), ErrorCode.INTERNAL_ERROR,
+                              "internal error: the reply could not be encoded")
 
 
 def _valid_id(value: Any) -> bool:

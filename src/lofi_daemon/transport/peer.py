@@ -10,7 +10,8 @@ import sys
 # getpeereid(3) reads: u_int cr_version, uid_t cr_uid, short cr_ngroups, gid_t cr_groups[16].
 _SOL_LOCAL = 0
 _LOCAL_PEERCRED = 0x001
-_XUCRED = struct.Struct("=IIh16I")
+_XUCRED_SIZE = 76  # with the padding after cr_ngroups
+_XUCRED_HEAD = struct.Struct("=II")  # cr_version, cr_uid: all we read
 
 
 def peer_uid(sock: socket.socket) -> int | None:
@@ -20,8 +21,8 @@ def peer_uid(sock: socket.socket) -> int | None:
         _pid, uid, _gid = struct.unpack("3i", creds)
         return uid
     if sys.platform == "darwin":
-        raw = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED.size)
-        return _XUCRED.unpack(raw.ljust(_XUCRED.size, b"\0"))[1]
+        raw = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED_SIZE)
+        return _XUCRED_HEAD.unpack_from(raw)[1]
     return None
 
 

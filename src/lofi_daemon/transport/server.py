@@ -34,6 +34,7 @@ DEFAULT_OUTBOX_BYTES = 4 * 1024 * 1024  # unread output a client may owe before 
 PAUSE_READING_BYTES = 256 * 1024  # unanswered input (or unread output) that pauses reading
 FIRST_CLIENT_GRACE_SEC = 10.0  # the client that started us needs a moment to connect
 START_WAIT_SEC = 10.0  # how long a second daemon waits for the first one to become reachable
+CLOSE_FLUSH_SEC = 2.0  # at exit, how long clients get to read their last notifications
 
 
 class AlreadyServing(Exception):
@@ -111,7 +112,12 @@ class SocketServer:
         except OSError:
             pass
         for conn in list(self._connections):
-            conn.close()
+            conn.close()  # flushes what is buffered first
+        deadline = time.monotonic() + CLOSE_FLUSH_SEC
+        while self._connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self._connections):  # a client that never reads is not waited for
+            conn.abort()
         self._lock.release()
 
     # ----- clients ---------------------------------------------------------------------------
@@ -252,6 +258,10 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()  # flushes what is buffered, then closes
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
     # ----- answering -------------------------------------------------------------------------
     async def _answer_lines(self) -> None:

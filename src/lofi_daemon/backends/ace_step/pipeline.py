@@ -121,8 +121,8 @@ class AceStepPipeline:
 
         ``compile`` compiles the transformer's repeated block with ``torch.compile`` (static
         shapes: one compile per track length). One block graph serves every block, so the
-        compile does not grow with the depth: three small graphs per length (unguided, guided,
-        guided with ERG-diffusion) instead of the whole 24-block network. It pays off on a GPU
+        compile does not grow with the depth: two small graphs per length (unguided batch 1,
+        guided batch 2) instead of the whole 24-block network. It pays off on a GPU
         over many calls; on a 2-core CPU the first call of the tiny model waits ~45 s.
         """
         from .decode import AudioDecoder

@@ -315,8 +315,11 @@ class AceStepTransformer(nn.Module):
             latent_mask=attention_mask,
             cross_mask=cross_attention_mask(attention_mask, encoder_hidden_mask, self.config.num_attention_heads),
         )
+        # With ERG every block gets a query scale (ones outside blocks 15-19: q * 1.0 is exact),
+        # so a compiled block needs one graph per batch shape, not two.
+        plain_q_scale = None if erg_q_scale is None else torch.ones_like(erg_q_scale)
         for index, block in enumerate(self.transformer_blocks):
-            q_scale = erg_q_scale if index in ERG_DIFFUSION_BLOCKS else None
+            q_scale = erg_q_scale if index in ERG_DIFFUSION_BLOCKS else plain_q_scale
             x = block(x, encoder_hidden_states, ctx, q_scale)
         return self.final_layer(x, embedded_timestep, output_length)
 

@@ -10,7 +10,9 @@ folders (``finish_setup``; a missing conversion is also made at the first load, 
 installs made by ``lofi setup``). Loading is plain diffusers/transformers ``from_pretrained``
 of local folders.
 
-Device rules as for v1 (``device.resolve``): CUDA in bfloat16, MPS and CPU in float32.
+Device rules as for v1 (``device.resolve``): CUDA in bfloat16, MPS and CPU in float32;
+low-VRAM mode (automatic when the whole model does not fit the GPU, or ``low_vram = on``)
+keeps the components in RAM and moves each to the GPU while it runs (``placement.py``).
 Before loading, the weights' size (from the safetensors headers) plus working memory is
 compared with free memory; both numbers are in the error.
 """
@@ -79,17 +81,20 @@ def parameters(variant: Variant) -> tuple[ParamSpec, ...]:
 class CostModel:
     """Seconds per phase, so progress tracks wall time; corrected by each run's measurements.
 
-    text = a; one transformer call = b + c * latents; decode = d * latents. Starting points
-    for the full-size 2B turbo from bench/bench_ace_step_15.py (docs/benchmarks.md).
+    text = a; one transformer call = b + c * latents; decode = d * latents. CPU: the full-size
+    2B turbo in float32 from bench/bench_ace_step_15.py (docs/benchmarks.md: 26.2 CPU-s per
+    call at 750 latents, 89.7 at 3000, 4.8 CPU-s of decode per second of audio), halved for
+    two threads; the text encoder is a guess. MPS and CUDA are unmeasured guesses: only the
+    ratios between phases matter for the percent, and each run corrects them.
     """
 
     device: str
     correction: dict[str, float] = field(default_factory=lambda: {"text": 1.0, "diffusion": 1.0, "decode": 1.0})
 
     _BASE = {
-        "cpu": (1.0, 0.3, 0.004, 0.06),
-        "mps": (0.3, 0.05, 0.0006, 0.01),
-        "cuda": (0.1, 0.01, 0.00005, 0.001),
+        "cpu": (2.0, 2.5, 0.014, 0.096),
+        "mps": (0.3, 0.3, 0.002, 0.01),
+        "cuda": (0.1, 0.02, 0.0001, 0.001),
     }
 
     def _estimate(self, latents: int, calls: int, correction: dict[str, float]) -> dict[str, float]:
@@ -124,6 +129,7 @@ class AceStep15Backend(Backend):
             self.variant, self._variant_error = None, exc
             log.warning("ace_step_15: %s", exc.message)
         self._pipe: Any = None
+        self._placement: Any = None  # low-VRAM mode's OneAtATime
         self._target: ResolvedDevice | None = None
         self._costs: CostModel | None = None
         self.tiles = TilePlan()
@@ -244,10 +250,17 @@ class AceStep15Backend(Backend):
         needs.check(target)
 
         from .components import load_pipeline  # torch, transformers, diffusers: only now
+        from .placement import OneAtATime, pinned_pipeline_class
 
         try:
-            pipe = load_pipeline(paths, dtype=target.dtype, hint=SETUP_HINT)
-            pipe.to(target.device)
+            if target.low_vram:  # components stay in RAM and visit the GPU in turn
+                pipe = load_pipeline(paths, dtype=target.dtype, hint=SETUP_HINT,
+                                     pipeline_class=pinned_pipeline_class(target.device))
+                self._placement = OneAtATime(pipe, target.device)
+            else:
+                pipe = load_pipeline(paths, dtype=target.dtype, hint=SETUP_HINT)
+                pipe.to(target.device)
+                self._placement = None
         except LofiError:
             raise
         except (MemoryError, RuntimeError) as exc:  # e.g. CUDA OOM while moving weights
@@ -260,7 +273,7 @@ class AceStep15Backend(Backend):
         log.info("ace_step_15: loaded %s on %s (%s)", self.model_version, target.device, target.dtype_name)
 
     def unload(self) -> None:
-        pipe, self._pipe = self._pipe, None
+        pipe, self._pipe, self._placement = self._pipe, None, None
         if pipe is None:
             return
         device = self._target.device if self._target else "cpu"
@@ -300,6 +313,8 @@ class AceStep15Backend(Backend):
         try:
             latents = sample_latents(self._pipe, sampling, device, report=clock, cancel=cancel)
             clock("decode", 0, self.tiles.count(latents.shape[1]))
+            if self._placement is not None:
+                self._placement.bring("vae")
             audio = decode(self._pipe.vae, latents, self.tiles, on_tile=lambda i, n: clock("decode", i, n),
                            cancel=cancel)
             if not bool(torch.isfinite(audio).all()):
@@ -351,8 +366,15 @@ class _MemoryNeeds:
     def weights(self, dtype: Any) -> int:
         return sum(self.fp32_bytes.values()) * dtype.itemsize // 4
 
+    def largest(self, dtype: Any) -> int:
+        return max(self.fp32_bytes.values()) * dtype.itemsize // 4 + self.ACTIVATIONS_BYTES
+
     def total(self, dtype: Any) -> int:
         return self.weights(dtype) + self.ACTIVATIONS_BYTES
 
     def check(self, target: ResolvedDevice) -> None:
-        check_memory(self.total(target.dtype), target.device, "ACE-Step 1.5")
+        if target.low_vram:
+            check_memory(self.largest(target.dtype), target.device, "the largest ACE-Step 1.5 component (low-VRAM)")
+            check_memory(self.weights(target.dtype), "cpu", "ACE-Step 1.5 (kept in RAM in low-VRAM mode)")
+        else:
+            check_memory(self.total(target.dtype), target.device, "ACE-Step 1.5")

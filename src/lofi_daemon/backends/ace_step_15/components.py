@@ -60,8 +60,11 @@ def weight_bytes(paths: ComponentPaths, hint: str) -> dict[str, int]:
         raise ModelLoadFailed(exc.message, hint=hint, **exc.facts) from None
 
 
-def load_pipeline(paths: ComponentPaths, *, dtype: "torch.dtype", hint: str) -> Any:
-    """The diffusers pipeline from local folders, on the CPU in ``dtype`` (the caller places it)."""
+def load_pipeline(paths: ComponentPaths, *, dtype: "torch.dtype", hint: str, pipeline_class: Any = None) -> Any:
+    """The diffusers pipeline from local folders, on the CPU in ``dtype`` (the caller places it).
+
+    ``pipeline_class``: an ``AceStepPipeline`` subclass (low-VRAM mode pins its execution device).
+    """
     from diffusers import (
         AceStepConditionEncoder,
         AceStepPipeline,
@@ -93,7 +96,7 @@ def load_pipeline(paths: ComponentPaths, *, dtype: "torch.dtype", hint: str) -> 
         scheduler = load("scheduler", FlowMatchEulerDiscreteScheduler.from_pretrained, paths.scheduler)
     else:  # what the official diffusers conversion ships: the pipeline computes its own sigmas
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0)
-    pipe = AceStepPipeline(vae=vae, text_encoder=text_encoder.eval(), tokenizer=tokenizer,
+    pipe = (pipeline_class or AceStepPipeline)(vae=vae, text_encoder=text_encoder.eval(), tokenizer=tokenizer,
                            transformer=transformer.eval(), condition_encoder=condition_encoder.eval(),
                            scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)  # stderr is our log; progress goes over the protocol

@@ -57,9 +57,14 @@ def sample_latents(pipe: Any, request: SamplingRequest, device: str, *,
     report("text", 0, 1)
     cancel.check(0, steps)
 
+    def diffusion_starts(_module: Any, _args: Any) -> None:  # the encoders are done: the first DiT call
+        first_call.remove()
+        report("text", 1, 1)
+        report("diffusion", 0, steps)
+
+    first_call = pipe.transformer.register_forward_pre_hook(diffusion_starts)
+
     def on_step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        if step == 0:
-            report("text", 1, 1)
         latents = tensors["latents"]
         if not bool(torch.isfinite(latents).all()):
             raise ModelInferenceFailed(f"the latents became NaN/inf at denoising step {step + 1} of {steps}",
@@ -68,23 +73,26 @@ def sample_latents(pipe: Any, request: SamplingRequest, device: str, *,
         cancel.check(step + 1, steps)
         return {}
 
-    with torch.inference_mode():
-        out = pipe(
-            prompt=request.prompt,
-            lyrics=request.lyrics,
-            audio_duration=float(request.duration_sec),
-            vocal_language=VOCAL_LANGUAGE,
-            num_inference_steps=steps,
-            # Turbo pipelines force 1.0 (and warn on anything else): pass what will be used.
-            guidance_scale=1.0 if pipe.is_turbo else request.guidance_scale,
-            shift=request.shift,
-            generator=generator,
-            output_type="latent",
-            callback_on_step_end=on_step_end,
-            bpm=request.bpm,
-            keyscale=request.keyscale,
-            timesignature=request.timesignature,
-            cfg_interval_start=request.cfg_interval_start,
-            cfg_interval_end=request.cfg_interval_end,
-        )
+    try:
+        with torch.inference_mode():
+            out = pipe(
+                prompt=request.prompt,
+                lyrics=request.lyrics,
+                audio_duration=float(request.duration_sec),
+                vocal_language=VOCAL_LANGUAGE,
+                num_inference_steps=steps,
+                # Turbo pipelines force 1.0 (and warn on anything else): pass what will be used.
+                guidance_scale=1.0 if pipe.is_turbo else request.guidance_scale,
+                shift=request.shift,
+                generator=generator,
+                output_type="latent",
+                callback_on_step_end=on_step_end,
+                bpm=request.bpm,
+                keyscale=request.keyscale,
+                timesignature=request.timesignature,
+                cfg_interval_start=request.cfg_interval_start,
+                cfg_interval_end=request.cfg_interval_end,
+            )
+    finally:
+        first_call.remove()  # a call that failed before the DiT ran
     return out.audios
