@@ -490,7 +490,7 @@ M.install_choices = {
 function H.restart_daemon_when_idle(done)
   local jobs = require("lofi.jobs")
   if #jobs.active() == 0 then
-    require("lofi.daemon").stop()
+    require("lofi.daemon").stop({ force = true }) -- a shared daemon must end too, to load the new install
     return done()
   end
   local group = vim.api.nvim_create_augroup("lofi.install_wait", { clear = true })
@@ -500,7 +500,7 @@ function H.restart_daemon_when_idle(done)
     callback = function()
       if #jobs.active() == 0 then
         vim.api.nvim_del_augroup_by_id(group)
-        require("lofi.daemon").stop()
+        require("lofi.daemon").stop({ force = true })
         done()
       end
     end,

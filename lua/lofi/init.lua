@@ -46,7 +46,10 @@ function H.wire()
     jobs.on(event, function(p) playback.handle(event, p) end)
   end
   jobs.on("generation_complete", function(p)
-    playback.autoplay(p)
+    local job = jobs.get(p.track_id)
+    if job and job.mine then -- every editor hears every track; only the one that asked plays it
+      playback.autoplay(p)
+    end
   end)
 end
 

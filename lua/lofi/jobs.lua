@@ -158,6 +158,7 @@ function M.accepted(request, result, cb)
   end
   job.prompt = request.prompt
   job.duration_sec = request.duration_sec
+  job.mine = true -- asked for by this editor (a shared daemon also reports other clients' jobs)
   job.cached = result.status == "cached" -- the library had it: nothing is generated
   job.seed = result.seed
   job.backend = result.backend

@@ -28,8 +28,7 @@ def editors(nvim_bin, tmp_path, child_env):
         folder = tmp_path / name
         folder.mkdir()
         child = start_child(nvim_bin, folder)
-        child.setup(log_file=str(child.daemon_log), player={"sink": f"capture {tmp_path / 'sink.f32'} 1"},
-                    autoplay=False, progress={"done_ms": 60000}, daemon={"idle_exit_sec": GRACE_SEC})
+        setup_editor(child, tmp_path)
         children.append(child)
     yield children
     pids = set()
@@ -43,6 +42,13 @@ def editors(nvim_bin, tmp_path, child_env):
     for pid in pids:
         if not wait_gone(pid, 15):
             os.kill(pid, signal.SIGKILL)
+
+
+def setup_editor(child, tmp_path: Path, **overrides) -> None:
+    """setup() replaces the whole configuration: every test editor gets these options."""
+    child.setup(**{"log_file": str(child.daemon_log), "player": {"sink": f"capture {tmp_path / 'sink.f32'} 1"},
+                   "autoplay": False, "progress": {"done_ms": 60000}, "daemon": {"idle_exit_sec": GRACE_SEC},
+                   **overrides})
 
 
 def daemon_pid(child) -> int:
@@ -232,3 +238,21 @@ def test_editors_starting_at_the_same_instant_end_up_with_one_daemon(nvim_bin, t
         for pid in set().union(*(c.pids for c in children)):
             if not wait_gone(pid, 15):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_an_editor_does_not_autoplay_a_track_another_editor_asked_for(editors, tmp_path):
+    a, b = editors
+    setup_editor(b, tmp_path, autoplay="play")  # a keeps autoplay off: nothing should play its track
+    a.call("ping")
+    b.call("ping")
+    a.cmd("LofiGenerate a track only its own editor may start 5")
+    a.wait_done(1)
+    b.wait_done(1)  # b heard the same generation_complete
+    b.call("ping")  # b's requests are answered in order: anything its autoplay sent reached the daemon
+    a.call("set_volume", {"volume": 77})  # the player applies commands in order: once this shows,
+    a.wait("return (T.call('get_playback').result or {}).volume == 77", 30, "the volume")  # so has a play
+    state = a.call("get_playback")["result"]
+    assert state["state"] != "playing", state
+    b.cmd("LofiGenerate a track b asked for 5")
+    b.wait_done(2)
+    b.wait("return (T.call('get_playback').result or {}).state == 'playing'", 30, "b's own track to play")
