@@ -64,7 +64,7 @@ def test_help_lists_every_config_key_with_its_default(defined):
 @pytest.mark.parametrize("doc", DOCS)
 def test_config_keys_named_in_each_doc_exist(defined, doc):
     sections = {k.split(".")[0] for k in defined["keys"] if "." in k}
-    named = set(re.findall(rf"(?<![\w.-])((?:{'|'.join(sections)})\.[a-z_]+(?:\.[a-z_]+)*)", DOCS[doc]))
+    named = set(re.findall(rf"(?<![\w./-])((?:{'|'.join(sections)})\.[a-z_]+(?:\.[a-z_]+)*)", DOCS[doc]))
     named = {n for n in named if not n.endswith(".lua")}
     assert named <= set(defined["keys"]), (doc, named - set(defined["keys"]))
 

@@ -100,14 +100,14 @@ def test_generating_on_an_uninstalled_backend_tells_to_run_setup(nvim):
 
 
 @pytest.fixture
-def core_only_nvim(bare_nvim, fake_player, tmp_path):
+def core_only_nvim(bare_nvim, tmp_path):
     """The daemon of a core install: torch, transformers and diffusers are not importable."""
     site = tmp_path / "core-only"
     site.mkdir()
     # A package set to None in sys.modules is one Python cannot import or find.
     (site / "sitecustomize.py").write_text(
         "import sys\nfor name in ('torch', 'transformers', 'diffusers', 'torchaudio'):\n    sys.modules[name] = None\n")
-    bare_nvim.setup(daemon_cmd=DAEMON_CMD, log_file=str(bare_nvim.daemon_log), player={"cmd": [str(fake_player.path)]},
+    bare_nvim.setup(daemon_cmd=DAEMON_CMD, log_file=str(bare_nvim.daemon_log), autoplay=False,
                     daemon_env={"PYTHONPATH": str(site)}, progress={"done_ms": 60000})
     return bare_nvim
 
