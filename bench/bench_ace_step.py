@@ -286,6 +286,11 @@ def run(args) -> dict:
         if args.skip_transformer:
             transformer = None
     build_s = time.perf_counter() - started
+    if args.compile and transformer is not None:
+        # As AceStepPipeline.from_checkpoint(compile=True): one compiled graph per block shape.
+        # Use with --warmup, or the first timed call includes the compile.
+        for block in transformer.transformer_blocks:
+            block.compile(dynamic=False)
 
     rows = []
     for seconds in args.durations:
@@ -379,7 +384,8 @@ def markdown(result: dict) -> str:
     a = result["args"]
     lines = [
         f"Machine: {result['machine']}. Mode {a['mode']}, device {a['device']}, decode dtype {a['dtype']}, "
-        f"transformer dtype {a['transformer_dtype'] or a['dtype']}, repeat {a['repeat']}, warm-up {a['warmup']}.",
+        f"transformer dtype {a['transformer_dtype'] or a['dtype']}, repeat {a['repeat']}, warm-up {a['warmup']}, "
+        f"compiled blocks {a.get('compile', False)}.",
         "",
         f"Load average when finished: {result['load_after']}. Times are wall seconds; CPU-seconds of the process "
         "in brackets (both threads; robust to a busy machine). Memory: peak / working memory above the weights.",
@@ -438,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per stage (the best is reported)")
     parser.add_argument("--warmup", action="store_true", help="one untimed run per stage first")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the transformer blocks (as compile=True)")
     parser.add_argument("--skip-transformer", action="store_true")
     parser.add_argument("--skip-decode", action="store_true")
     parser.add_argument(

@@ -84,6 +84,7 @@ def notification_throughput(count: int) -> float:
     start = time.perf_counter()
     for _ in range(count):
         server.notify("generation_progress", payload)
+    server.flush(timeout=60)  # the writer thread has written everything
     writer.close()
     t.join()
     return received / (time.perf_counter() - start)

@@ -33,8 +33,41 @@ function H.value(key, text)
   return tonumber(text) or text
 end
 
---- Parse `:LofiGenerate` arguments: words are the prompt, a last bare number is the
---- duration in seconds, key=value pairs are options (steps=, guidance=, seed=, ...).
+--- A duration as people write it: "30", "30s", "2m", "1m30s", "1:30", "90.5s". Seconds, or nil.
+---@param text string
+---@return number|nil
+function M.parse_duration(text)
+  if type(text) == "number" then
+    return text
+  end
+  text = vim.trim(tostring(text or "")):lower()
+  local seconds = text:match("^(%d+%.?%d*)s?$") or text:match("^(%d+%.?%d*)sec$")
+  if seconds then
+    return tonumber(seconds)
+  end
+  local minutes = text:match("^(%d+%.?%d*)m$") or text:match("^(%d+%.?%d*)min$")
+  if minutes then
+    return tonumber(minutes) * 60
+  end
+  local m, s = text:match("^(%d+)m(%d+%.?%d*)s?$")
+  if not m then
+    m, s = text:match("^(%d+):(%d%d%.?%d*)$")
+  end
+  if m and tonumber(s) < 60 then
+    return tonumber(m) * 60 + tonumber(s)
+  end
+end
+
+H.ERA_WORDS = { the = true, of = true, from = true, ["in"] = true, early = true, late = true, mid = true }
+
+function H.is_decade(word, before)
+  return word:match("^%d0s$") ~= nil and before ~= nil and H.ERA_WORDS[before:lower()] == true
+end
+
+--- Parse `:LofiGenerate` arguments: words are the prompt, a last word that is a duration
+--- (`30s`, `2m`, `1:30`, or a bare number of seconds) is the duration, key=value pairs are
+--- options (steps=, guidance=, seed=, duration=2m, ...). The prompt of vim.ui.input is
+--- parsed the same way.
 ---@param args string
 ---@return table opts for require("lofi").generate (prompt may be "")
 function M.parse_generate(args)
@@ -44,28 +77,93 @@ function M.parse_generate(args)
     if key then
       key = key:gsub("%-", "_")
       opts[key] = H.value(key, value)
+      if key == "duration" or key == "duration_sec" then
+        opts[key] = M.parse_duration(value) or opts[key]
+      end
     else
       words[#words + 1] = token
     end
   end
-  if #words > 0 and opts.duration == nil and opts.duration_sec == nil and words[#words]:match("^%d+%.?%d*$") then
-    opts.duration = tonumber(table.remove(words))
+  if #words > 0 and opts.duration == nil and opts.duration_sec == nil then
+    local seconds = M.parse_duration(words[#words])
+    if seconds and H.is_decade(words[#words], words[#words - 1]) then
+      seconds = nil -- "hip hop from the 90s" is an era, not 90 seconds
+    end
+    if seconds then
+      table.remove(words)
+      opts.duration = seconds
+    end
   end
   opts.prompt = table.concat(words, " ")
   return opts
 end
 
--- The text of the visual selection (or of the lines of the range) as one line.
+-- Comment leaders of the current buffer, longest first: from 'commentstring' ("-- %s",
+-- "/* %s */") and 'comments' ("://,b:#,s1:/*,mb:*,ex:*/").
+function H.comment_marks()
+  local leaders, trailers = {}, {}
+  local cms = vim.bo.commentstring or ""
+  local before, after = cms:match("^(.-)%%s(.-)$")
+  if before and vim.trim(before) ~= "" then
+    leaders[#leaders + 1] = vim.trim(before)
+  end
+  if after and vim.trim(after) ~= "" then
+    trailers[#trailers + 1] = vim.trim(after)
+  end
+  for part in (vim.bo.comments or ""):gmatch("[^,]+") do
+    local flags, text = part:match("^([^:]*):(.*)$")
+    if text and vim.trim(text) ~= "" then
+      if flags:find("e") then
+        trailers[#trailers + 1] = vim.trim(text)
+      else
+        -- "b": the leader counts only when a blank follows ("- item", not "--x")
+        leaders[#leaders + 1] = vim.trim(text) .. (flags:find("b") and " " or "")
+      end
+    end
+  end
+  local by_length = function(a, b) return #vim.trim(a) > #vim.trim(b) end
+  table.sort(leaders, by_length)
+  table.sort(trailers, by_length)
+  return leaders, trailers
+end
+
+--- One line of a selection without its comment leader (and block comment end).
+function H.strip_comment(line, leaders, trailers)
+  line = vim.trim(line)
+  for _, leader in ipairs(leaders) do
+    if vim.startswith(line, leader) or (leader:sub(-1) == " " and line == vim.trim(leader)) then
+      line = vim.trim(line:sub(#leader + 1))
+      break
+    end
+  end
+  for _, trailer in ipairs(trailers) do
+    if vim.endswith(line, trailer) then
+      line = vim.trim(line:sub(1, #line - #trailer))
+      break
+    end
+  end
+  return line
+end
+
+-- The text of the visual selection (or of the lines of the range) as one line, each line
+-- without its comment leader: a prompt written in a comment reads as the prompt.
 function H.range_text(o)
-  local text
+  local lines
   local vstart, vend = vim.fn.getpos("'<"), vim.fn.getpos("'>")
   if o.range == 2 and vstart[2] == o.line1 and vend[2] == o.line2 then
     local ok, region = pcall(vim.fn.getregion, vstart, vend, { type = vim.fn.visualmode() })
-    text = ok and table.concat(region, " ") or nil
+    lines = ok and region or nil
   end
-  text = text or table.concat(vim.api.nvim_buf_get_lines(0, o.line1 - 1, o.line2, false), " ")
-  -- Comment leaders and runs of blanks are noise in a prompt.
-  return vim.trim((text:gsub("%s+", " ")))
+  lines = lines or vim.api.nvim_buf_get_lines(0, o.line1 - 1, o.line2, false)
+  local leaders, trailers = H.comment_marks()
+  local parts = {}
+  for _, line in ipairs(lines) do
+    local text = H.strip_comment(line, leaders, trailers)
+    if text ~= "" then
+      parts[#parts + 1] = text
+    end
+  end
+  return vim.trim((table.concat(parts, " "):gsub("%s+", " ")))
 end
 
 function H.submit(opts)
@@ -93,10 +191,15 @@ function M.generate(o)
     return H.submit(opts)
   end
   vim.ui.input({ prompt = "lofi prompt: " }, function(input)
-    if input and vim.trim(input) ~= "" then
-      opts.prompt = input
-      H.submit(opts)
+    if not input or vim.trim(input) == "" then
+      return
     end
+    -- What is typed here reads like the command line: "sad rainy jazz 20s seed=3".
+    local typed = M.parse_generate(input)
+    if typed.prompt == "" then
+      return notify.error(errors.new("BAD_ARGUMENT", "a prompt is required, e.g. 'lofi hip hop, jazzy piano 30s'"))
+    end
+    H.submit(vim.tbl_extend("force", opts, typed))
   end)
 end
 
@@ -111,11 +214,28 @@ function H.size(bytes)
   return string.format(i == 1 and "%d %s" or "%.1f %s", bytes, units[i])
 end
 
+-- Backend states in words (the daemon's are identifiers).
+M.status_words = {
+  ready = "ready",
+  installed = "installed",
+  not_installed = "not installed",
+  downloading = "downloading",
+  loading = "loading",
+  error = "broken",
+}
+
+function H.needs_libraries(b)
+  return type(b.missing_libraries) == "table" and #b.missing_libraries > 0
+end
+
 function H.describe_backend(b)
-  local parts = { b.status }
+  local parts = { M.status_words[b.status] or tostring(b.status) }
   local size = H.size(b.size_bytes)
   if size then
     parts[#parts + 1] = size
+  end
+  if H.needs_libraries(b) then
+    parts[#parts + 1] = "needs :LofiInstall models"
   end
   return string.format("%s (%s)", b.name, table.concat(parts, ", "))
 end
@@ -144,14 +264,46 @@ function H.download(name)
   end)
 end
 
-function M.setup(o)
-  if o.args ~= "" then
-    return H.download(o.args)
+-- Gigabytes of weights are no use without the libraries that run them: ask first.
+M.setup_choices = {
+  { key = "install", label = "Install the model libraries first (:LofiInstall models)" },
+  { key = "download", label = "Download the weights anyway" },
+  { key = "no", label = "Cancel" },
+}
+
+function H.setup_backend(b)
+  if not H.needs_libraries(b) then
+    return H.download(b.name)
   end
+  vim.ui.select(M.setup_choices, {
+    prompt = string.format("lofi: %s needs %s, which are not installed", b.name, table.concat(b.missing_libraries, ", ")),
+    format_item = function(c) return c.label end,
+  }, function(choice)
+    if choice and choice.key == "install" then
+      notify.info(string.format("installing the model libraries; then run :LofiSetup %s", b.name:gsub("_", "-")))
+      M.install({ args = "models" })
+    elseif choice and choice.key == "download" then
+      H.download(b.name)
+    end
+  end)
+end
+
+function M.setup(o)
+  -- The daemon may need to start and the hub to answer: say something at once.
+  notify.info((o.args ~= "" and (o.args .. ": ") or "") .. "connecting…")
   H.backends(function(backends)
+    if o.args ~= "" then
+      local wanted = o.args:gsub("-", "_")
+      for _, b in ipairs(backends) do
+        if b.name == wanted then
+          return H.setup_backend(b)
+        end
+      end
+      return H.download(o.args) -- the daemon names what it does not know
+    end
     vim.ui.select(backends, { prompt = "lofi: download which backend?", format_item = H.describe_backend }, function(b)
       if b then
-        H.download(b.name)
+        H.setup_backend(b)
       end
     end)
   end)
@@ -186,9 +338,20 @@ function M.backend(o)
       prompt = "lofi backend (now " .. tostring(default) .. ")",
       format_item = H.describe_backend,
     }, function(b)
-      if b then
-        H.set_backend(b.name)
+      if not b then
+        return
       end
+      if b.status ~= "not_installed" then
+        return H.set_backend(b.name)
+      end
+      -- Not usable yet: offer the download instead of a refusal.
+      local setup = ":LofiSetup " .. b.name:gsub("_", "-")
+      vim.ui.select({ "Set it up now (" .. setup .. ")", "Cancel" }, { prompt = "lofi: " .. b.name .. " is not installed" },
+        function(answer)
+          if answer and answer:find("Set it up", 1, true) then
+            H.setup_backend(b)
+          end
+        end)
     end)
   end)
 end
@@ -213,63 +376,50 @@ function M.status()
     for i, job in ipairs(s.queue or {}) do
       lines[#lines + 1] = string.format("  %d. %q  [%s]", i, job.prompt or "", job.track_id)
     end
-    local playing = require("lofi.player").now_playing()
+    local playing = require("lofi.playback").now_playing()
     if playing then
-      lines[#lines + 1] = "  playing " .. playing
+      lines[#lines + 1] = "  " .. playing.state .. " " .. (playing.prompt or playing.track_id) .. (playing.radio and " (radio)" or "")
     end
-    notify.info(table.concat(lines, "\n"))
+    -- Several lines: a float, not a message that waits for ENTER.
+    require("lofi.view").show("lofi status", lines)
   end)
 end
 
-function H.play_path(path)
-  local ok, err = require("lofi.player").play(path)
-  if not ok then
-    return notify.error(err)
-  end
-  notify.info("playing " .. path)
-end
-
--- The newest track of the library (tracks come newest first, but do not rely on it).
-function H.newest(tracks)
-  table.sort(tracks, function(a, b) return (a.created_at or 0) > (b.created_at or 0) end)
-  return tracks[1]
+-- Playback goes through the daemon's player (lua/lofi/playback.lua).
+function H.play_track(which)
+  require("lofi.playback").play(which, nil, { announce = true }) -- "playing ..." once the sink plays
 end
 
 function M.play(o)
-  local which = o.args
-  if which == "" or which == "last" then
-    local last = require("lofi.jobs").last_complete()
-    if last and last.path then
-      return H.play_path(last.path)
-    end
-  end
-  lofi().tracks(function(err, tracks)
-    if err then
-      return notify.error(err)
-    end
-    H.track_ids = vim.tbl_map(function(t) return t.track_id end, tracks)
-    local track
-    if which == "" or which == "last" then
-      track = H.newest(tracks)
-    else
-      for _, t in ipairs(tracks) do
-        if t.track_id == which then
-          track = t
-        end
-      end
-    end
-    if not track then
-      return notify.error(errors.new("TRACK_NOT_FOUND", which ~= "" and which ~= "last" and ("no track " .. which) or "no tracks yet",
-        "Make one with :LofiGenerate, or pick one with :LofiTracks."))
-    end
-    H.play_path(track.path)
+  local which = vim.trim(o.args or "")
+  H.play_track(which == "" and "last" or which)
+  lofi().tracks(function(err, tracks) -- ids for completion next time
+    H.track_ids = not err and vim.tbl_map(function(t) return t.track_id end, tracks) or H.track_ids
   end)
 end
 
 function M.stop()
-  if not require("lofi.player").stop() then
-    notify.info("nothing is playing")
-  end
+  require("lofi.playback").stop()
+end
+
+function M.pause()
+  require("lofi.playback").pause_toggle()
+end
+
+function M.next()
+  require("lofi.playback").next(function(err, result)
+    if not err and result.skipped == false then
+      notify.info("the next track is still being made; it follows as soon as it is ready")
+    end
+  end)
+end
+
+function M.volume(o)
+  require("lofi.playback").volume(vim.trim(o.args or ""))
+end
+
+function M.radio(o)
+  require("lofi.playback").radio_toggle(vim.trim(o.args or ""))
 end
 
 function H.describe_track(t)
@@ -277,7 +427,7 @@ function H.describe_track(t)
 end
 
 M.track_actions = {
-  { label = "Play", run = function(t) H.play_path(t.path) end },
+  { label = "Play", run = function(t) H.play_track(t.track_id) end },
   {
     label = "Regenerate with the same seed",
     run = function(t)
@@ -289,12 +439,18 @@ M.track_actions = {
   {
     label = "Delete",
     run = function(t)
-      lofi().request("delete_track", { track_id = t.track_id }, function(err)
-        if err then
-          return notify.error(err)
-        end
-        notify.info("deleted " .. (t.prompt or t.track_id))
-      end)
+      vim.ui.select({ "Delete", "Keep" }, { prompt = string.format("lofi: delete %q for good?", t.prompt or t.track_id) },
+        function(answer)
+          if answer ~= "Delete" then
+            return
+          end
+          lofi().request("delete_track", { track_id = t.track_id }, function(err)
+            if err then
+              return notify.error(err)
+            end
+            notify.info("deleted " .. (t.prompt or t.track_id))
+          end)
+        end)
     end,
   },
 }
@@ -323,23 +479,93 @@ function M.tracks()
   end)
 end
 
+-- After an install the daemon is restarted (the next command starts the new one). Tracks
+-- still generating or queued would die with it, so the user chooses.
+M.install_choices = {
+  { key = "wait", label = "Install now, restart the daemon after these tracks are done" },
+  { key = "now", label = "Install now and stop these tracks" },
+  { key = "no", label = "Don't install" },
+}
+
+function H.restart_daemon_when_idle(done)
+  local jobs = require("lofi.jobs")
+  if #jobs.active() == 0 then
+    require("lofi.daemon").stop()
+    return done()
+  end
+  local group = vim.api.nvim_create_augroup("lofi.install_wait", { clear = true })
+  vim.api.nvim_create_autocmd("User", {
+    group = group,
+    pattern = "LofiDone",
+    callback = function()
+      if #jobs.active() == 0 then
+        vim.api.nvim_del_augroup_by_id(group)
+        require("lofi.daemon").stop()
+        done()
+      end
+    end,
+  })
+end
+
+function H.install(extras, restart)
+  require("lofi.install").run({ extras = #extras > 0 and extras or nil }, notify.info, function(err)
+    if err then
+      return notify.error(err)
+    end
+    local daemon = require("lofi.install").venv_daemon()
+    local waiting = #require("lofi.jobs").active()
+    if restart == "wait" and waiting > 0 then
+      notify.info(string.format("installed: %s; the daemon restarts after %d track%s", daemon, waiting, waiting == 1 and "" or "s"))
+    end
+    -- The next command starts the freshly installed daemon.
+    H.restart_daemon_when_idle(function()
+      if restart ~= "wait" or waiting == 0 then
+        notify.info("installed: " .. daemon)
+      end
+    end)
+  end)
+end
+
 function M.install(o)
   local extras = {}
   for word in o.args:gmatch("%S+") do
     extras[#extras + 1] = word
   end
-  require("lofi.install").run({ extras = #extras > 0 and extras or nil }, notify.info, function(err)
-    if err then
-      return notify.error(err)
+  local busy = #require("lofi.jobs").active()
+  if busy == 0 then
+    return H.install(extras, "now")
+  end
+  vim.ui.select(M.install_choices, {
+    prompt = string.format("lofi: %d track%s generating or queued; installing restarts the daemon", busy, busy == 1 and " is" or "s are"),
+    format_item = function(c) return c.label end,
+  }, function(choice)
+    if not choice or choice.key == "no" then
+      return notify.info("not installing")
     end
-    -- The next command starts the freshly installed daemon.
-    require("lofi.daemon").stop()
-    notify.info("installed: " .. require("lofi.install").venv_daemon())
+    if choice.key == "now" then
+      for _, job in ipairs(require("lofi.jobs").active()) do
+        lofi().cancel(job.track_id)
+      end
+    end
+    H.install(extras, choice.key)
   end)
 end
 
+-- The daemon's own log (it names it in `ping`), at its newest line. When the daemon cannot
+-- start, the file its stderr went to says why.
 function M.log()
-  vim.cmd.split(vim.fn.fnameescape(require("lofi.daemon").log_file()))
+  local function open(path)
+    vim.cmd.split(vim.fn.fnameescape(path))
+    vim.bo.autoread = true
+    vim.cmd("normal! G")
+  end
+  local info = require("lofi.daemon").info()
+  if info and info.log_file then
+    return open(info.log_file)
+  end
+  lofi().request("ping", nil, function(err, result)
+    open(not err and result.log_file or require("lofi.daemon").log_file())
+  end)
 end
 
 -- ---------------------------------------------------------------- completion
@@ -369,9 +595,22 @@ function M.complete_cancel(lead)
   return matching(vim.tbl_map(function(j) return j.track_id end, require("lofi.jobs").active()), lead)
 end
 
+-- Track ids for completion, asked from the daemon (a short wait; the last list if it is slow).
+function H.fetch_track_ids()
+  local done = false
+  lofi().tracks(function(err, tracks)
+    if not err and tracks then
+      H.track_ids = vim.tbl_map(function(t) return t.track_id end, tracks)
+    end
+    done = true
+  end)
+  vim.wait(1500, function() return done end, 10)
+  return H.track_ids or {}
+end
+
 function M.complete_play(lead)
   local ids = { "last" }
-  vim.list_extend(ids, H.track_ids or {})
+  vim.list_extend(ids, H.fetch_track_ids())
   return matching(ids, lead)
 end
 

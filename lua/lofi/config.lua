@@ -17,21 +17,31 @@ M.defaults = {
   log_file = nil,
   -- How long a request may wait for its answer.
   request_timeout_ms = 15000,
-  -- Restart the daemon once by itself when it dies.
+  -- Restart the daemon once by itself when it dies (socket: reconnect, starting it if needed).
   auto_restart = true,
+  -- One daemon per user, shared by every Neovim and the `lofi` CLI over a private unix socket.
+  -- Ignored when daemon_cmd is set (that command speaks stdio, e.g. through ssh).
+  daemon = {
+    socket = true, -- false: a private daemon per Neovim over stdio, as with daemon_cmd
+    socket_path = nil, -- nil: $XDG_RUNTIME_DIR/lofi.nvim/daemon.sock (see :help lofi-daemon)
+    idle_exit_sec = 30, -- the daemon exits this long after its last client left (0: at once)
+  },
   -- Defaults for :LofiGenerate and generate().
   generate = {
     duration_sec = 30,
     backend = nil, -- nil: the daemon's default (see :LofiBackend)
     format = nil, -- "wav" | "flac" | "ogg"; nil: the daemon's default
   },
-  -- Play each finished track.
+  -- After :LofiGenerate: "play" (or true) now, "queue" after what plays, false: nothing.
   autoplay = true,
+  -- The daemon plays (one player, see :help lofi-playback).
   player = {
-    -- nil: the first of `order` found on PATH. A list (the path is appended, or replaces
-    -- "{path}"), or a function(path) returning a list.
-    cmd = nil,
-    order = { "mpv", "ffplay", "afplay", "paplay", "aplay" },
+    -- nil: the daemon's choice ("auto": sounddevice, pw-cat, paplay, aplay, mpv, ffplay).
+    -- A name with extra arguments ("mpv --ao=pulse"), or a command reading raw f32le
+    -- 48 kHz stereo on stdin.
+    sink = nil,
+    radio_prompt = "lofi hip hop, jazzy piano, vinyl crackle", -- :LofiRadio with no prompt, nothing played yet
+    crossfade_sec = 4, -- the radio's crossfade between tracks (0.1 to 30)
   },
   progress = {
     icon = "♪",
@@ -108,6 +118,11 @@ H.schema = {
   log_file = optional(string_),
   request_timeout_ms = number_at_least(1),
   auto_restart = boolean,
+  daemon = {
+    socket = boolean,
+    socket_path = optional(string_),
+    idle_exit_sec = number_at_least(0),
+  },
   generate = {
     duration_sec = H.check("a number from 5 to 240", function(v)
       return type(v) == "number" and v >= 5 and v <= 240
@@ -115,12 +130,13 @@ H.schema = {
     backend = optional(string_),
     format = optional(one_of({ "wav", "flac", "ogg" })),
   },
-  autoplay = boolean,
+  autoplay = H.check('true, false, "play" or "queue"', function(v)
+    return type(v) == "boolean" or v == "play" or v == "queue"
+  end),
   player = {
-    cmd = optional(H.check("a non-empty list of strings or a function", function(v)
-      return type(v) == "function" or H.is_list_of_strings(v)
-    end)),
-    order = H.check("a list of strings", function(v) return H.is_list_of_strings(v, true) end),
+    sink = optional(H.check("a non-empty string", function(v) return type(v) == "string" and v ~= "" end)),
+    radio_prompt = H.check("a non-empty string", function(v) return type(v) == "string" and vim.trim(v) ~= "" end),
+    crossfade_sec = H.check("a number from 0.1 to 30", function(v) return type(v) == "number" and v >= 0.1 and v <= 30 end),
   },
   progress = {
     icon = H.check("a string", function(v) return type(v) == "string" end),
@@ -135,10 +151,6 @@ H.schema = {
   },
 }
 
-function H.fail(path, expected, value)
-  error(string.format("(lofi) config: %s must be %s, got %s", path, expected, H.describe(value)), 0)
-end
-
 function H.describe(value)
   if type(value) == "table" or type(value) == "string" then
     return vim.inspect(value, { newline = " ", indent = "" })
@@ -146,44 +158,61 @@ function H.describe(value)
   return type(value) == "nil" and "nil" or string.format("%s (%s)", tostring(value), type(value))
 end
 
+-- Every problem is collected into `problems` as {path = {...keys}, text = "..."}.
 -- `partial`: only the keys present are checked (the user's opts); otherwise every leaf.
-function H.validate(opts, schema, prefix, partial)
+function H.validate(opts, schema, path, partial, problems)
+  local prefix = #path > 0 and (table.concat(path, ".") .. ".") or ""
   if type(opts) ~= "table" then
-    H.fail(prefix == "" and "setup() argument" or prefix:sub(1, -2), "a table", opts)
+    problems[#problems + 1] = { path = path, text = string.format("%s must be a table, got %s",
+      #path == 0 and "setup() argument" or table.concat(path, "."), H.describe(opts)) }
+    return
   end
-  for key, _ in pairs(opts) do
+  local keys = vim.tbl_keys(opts)
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, key in ipairs(keys) do
     if type(key) ~= "string" or schema[key] == nil then
       local known = vim.tbl_keys(schema)
       table.sort(known)
-      error(string.format("(lofi) config: unknown option %s%s (known here: %s)", prefix, tostring(key),
-        table.concat(known, ", ")), 0)
+      problems[#problems + 1] = { path = vim.list_extend(vim.list_slice(path), { key }),
+        text = string.format("unknown option %s%s (known here: %s)", prefix, tostring(key), table.concat(known, ", ")) }
     end
   end
-  for key, rule in pairs(schema) do
-    local value, path = opts[key], prefix .. key
+  local names = vim.tbl_keys(schema)
+  table.sort(names)
+  for _, key in ipairs(names) do
+    local rule, value = schema[key], opts[key]
+    local here = vim.list_extend(vim.list_slice(path), { key })
     if type(rule) == "table" then
       if value ~= nil then
-        H.validate(value, rule, path .. ".", partial)
+        H.validate(value, rule, here, partial, problems)
       end
     elseif not (partial and value == nil) then
       local expected = rule(value)
       if expected then
-        H.fail(path, expected, value)
+        problems[#problems + 1] = { path = here, text = string.format("%s must be %s, got %s",
+          table.concat(here, "."), expected, H.describe(value)) }
       end
     end
   end
 end
 
---- Merge `opts` over the defaults and validate the result. Raises an error naming the
---- dotted path of the first bad field.
----@param opts? table
----@return lofi.Config
-function M.build(opts)
-  opts = opts or {}
-  H.validate(opts, H.schema, "", true)
+--- All problems of `opts`, each a sentence naming its dotted path ({} when fine).
+---@param opts any
+---@return {path: string[], text: string}[]
+function M.problems(opts)
+  local problems = {}
+  H.validate(opts == nil and {} or opts, H.schema, {}, true, problems)
+  return problems
+end
+
+function H.message(problems)
+  return "(lofi) config: " .. table.concat(vim.tbl_map(function(p) return p.text end, problems), "; ")
+end
+
+function H.merge(opts)
   local merged = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts)
   -- Lists replace, they do not merge index by index.
-  for _, path in ipairs({ { "daemon_cmd" }, { "player", "order" }, { "player", "cmd" }, { "install", "extras" } }) do
+  for _, path in ipairs({ { "daemon_cmd" }, { "install", "extras" } }) do
     local value = vim.tbl_get(opts, unpack(path))
     if value ~= nil then
       local parent = merged
@@ -193,17 +222,83 @@ function M.build(opts)
       parent[path[#path]] = value
     end
   end
-  H.validate(merged, H.schema, "")
   return merged
+end
+
+--- Merge `opts` over the defaults and validate the result. Raises one error that names
+--- every bad field by its dotted path.
+---@param opts? table
+---@return lofi.Config
+function M.build(opts)
+  local problems = M.problems(opts)
+  if #problems > 0 then
+    error(H.message(problems), 0)
+  end
+  local merged = H.merge(opts or {})
+  local after = {}
+  H.validate(merged, H.schema, {}, false, after)
+  if #after > 0 then
+    error(H.message(after), 0)
+  end
+  return merged
+end
+
+--- `opts` without the fields named by `problems` (what setup() can still apply).
+function H.without(opts, problems)
+  if type(opts) ~= "table" then
+    return {}
+  end
+  local kept = vim.deepcopy(opts)
+  for _, problem in ipairs(problems) do
+    local parent = kept
+    for i = 1, #problem.path - 1 do
+      parent = type(parent) == "table" and parent[problem.path[i]] or nil
+    end
+    if type(parent) == "table" and #problem.path > 0 then
+      parent[problem.path[#problem.path]] = nil
+    elseif #problem.path == 0 then
+      return {}
+    end
+  end
+  return kept
 end
 
 -- The active config; setup() replaces it, everything else reads it.
 M.current = M.build({})
 
+--- Replace the config; raises (and changes nothing) when `opts` has a problem.
 ---@param opts? table
 function M.set(opts)
   M.current = M.build(opts)
   return M.current
+end
+
+--- What setup() does: apply every good field of `opts`, leave each bad one at its default,
+--- and return the problems (a message naming all of them, or nil).
+---@param opts? table
+---@return lofi.Config, string|nil
+function M.apply(opts)
+  local problems = M.problems(opts)
+  M.current = M.build(H.without(opts, problems))
+  return M.current, #problems > 0 and H.message(problems) or nil
+end
+
+--- Every option by its dotted path ("generate.duration_sec", ...), sorted.
+---@return string[]
+function M.keys()
+  local out = {}
+  local function walk(schema, prefix)
+    for key, rule in pairs(schema) do
+      if type(rule) == "table" then
+        walk(rule, prefix .. key .. ".")
+      else
+        out[#out + 1] = prefix .. key
+      end
+    end
+  end
+  walk(H.schema, "")
+  table.sort(out)
+  return out
 end
 
 ---@return lofi.Config

@@ -23,6 +23,8 @@ M.codes = {
   MODEL_INFERENCE_FAILED = -32010,
   CANCELLED = -32011,
   DOWNLOAD_FAILED = -32012,
+  STORAGE_ERROR = -32013,
+  PLAYBACK_FAILED = -32020,
 }
 
 -- How loudly each code is shown: "error" | "warn" | "info" (same words as errors.py).
@@ -44,6 +46,8 @@ M.levels = {
   MODEL_INFERENCE_FAILED = "error",
   CANCELLED = "info",
   DOWNLOAD_FAILED = "error",
+  STORAGE_ERROR = "error",
+  PLAYBACK_FAILED = "warn",
 }
 
 -- Client-side failures: level and the hint shown when the caller gives none.
@@ -53,8 +57,7 @@ M.client_codes = {
   DAEMON_EXITED = { level = "error", hint = "See the daemon log (:LofiLog)." },
   TIMEOUT = { level = "warn", hint = "The daemon did not answer in time; see :LofiLog." },
   BAD_ARGUMENT = { level = "error", hint = "See :help lofi-commands." },
-  NO_PLAYER = { level = "warn", hint = "Install mpv (or ffplay, afplay, paplay, aplay) or set player.cmd." },
-  INSTALL_FAILED = { level = "error", hint = "See the output above; :checkhealth lofi checks Python." },
+  INSTALL_FAILED = { level = "error", hint = ":checkhealth lofi checks Python and the venv." },
 }
 
 local name_by_number = {}
@@ -123,6 +126,11 @@ function M.clock(seconds)
   return string.format("%d:%02d", m, s)
 end
 
+--- Whether the message or hint already states `fact` (so it is not added twice).
+function M.says(err, fact)
+  return (err.message or ""):find(fact, 1, true) ~= nil or (err.hint or ""):find(fact, 1, true) ~= nil
+end
+
 --- One line for people: the message, the facts that matter for this code, then the hint.
 ---@param err lofi.Error
 ---@return string
@@ -131,9 +139,11 @@ function M.format(err)
   local data = err.data or {}
   if err.code == "QUEUE_FULL" and type(data.estimated_wait_sec) == "number" and not (err.hint or ""):find("%d") then
     text = string.format("%s; a slot frees in about %s", text, M.clock(data.estimated_wait_sec))
-  elseif err.code == "INVALID_DURATION" and data.min_duration_sec and data.max_duration_sec then
+  elseif err.code == "INVALID_DURATION" and data.min_duration_sec and data.max_duration_sec
+    and not M.says(err, tostring(data.max_duration_sec)) then
     text = string.format("%s (this backend: %s to %s s)", text, data.min_duration_sec, data.max_duration_sec)
-  elseif err.code == "INVALID_BACKEND" and type(data.available) == "table" then
+  elseif err.code == "INVALID_BACKEND" and type(data.available) == "table" and #data.available > 0
+    and not M.says(err, data.available[#data.available]) then
     text = string.format("%s (available: %s)", text, table.concat(data.available, ", "))
   end
   if err.hint and err.hint ~= "" then

@@ -41,7 +41,7 @@ except Exception as exc:
 print(json.dumps(out))
 ]]
 
-local FREE_DISK_WARN_BYTES = 10e9 -- ACE-Step's weights are about 8 GB
+local FREE_DISK_WARN_BYTES = 10e9 -- ACE-Step's weights are 8.3 GB (10^9 bytes)
 
 function H.size(bytes)
   if type(bytes) ~= "number" then
@@ -115,6 +115,26 @@ function H.call(method, timeout_ms)
   return result, err
 end
 
+-- Neovim before 0.9 has no vim.health (its checks use require("health").report_*): say
+-- that this Neovim is too old in whichever API exists, and stop.
+function H.too_old()
+  local v = vim.version()
+  local text = string.format("Neovim %d.%d.%d is too old: lofi.nvim needs Neovim 0.10 or newer", v.major, v.minor, v.patch)
+  local h = vim.health
+  if h and h.start then
+    h.start("lofi.nvim: Neovim")
+    h.error(text)
+    return
+  end
+  local ok, old = pcall(require, "health")
+  if ok and type(old) == "table" and old.report_start then
+    old.report_start("lofi.nvim: Neovim")
+    old.report_error(text)
+  else
+    vim.notify("lofi: " .. text, vim.log.levels.ERROR)
+  end
+end
+
 function H.check_neovim(h)
   h.start("lofi.nvim: Neovim")
   local v = vim.version()
@@ -124,11 +144,25 @@ function H.check_neovim(h)
   else
     h.error("Neovim " .. version .. " is too old", { "lofi.nvim needs Neovim 0.10 or newer" })
   end
-  if vim.fn.has("nvim-0.12") == 1 then
-    h.ok("native progress messages available (nvim_echo kind=progress)")
+  H.check_live_progress(h)
+end
+
+-- The sink live progress goes to, tried for real where it can fail (Neovim's own messages).
+H.SINK_NAMES = {
+  fidget = "fidget.nvim",
+  native = "Neovim's progress messages (nvim_echo kind=progress)",
+  notify = "vim.notify (start and finish; live when the notifier can replace messages)",
+}
+
+function H.check_live_progress(h)
+  local checked = require("lofi.progress").check_live_sink()
+  if checked.error then
+    h.warn(checked.error, { "Progress falls back to " .. (H.SINK_NAMES[checked.sink] or "the statusline only") .. "." })
   end
-  if pcall(require, "fidget.progress") then
-    h.ok("fidget.nvim found: progress shows there")
+  if checked.sink then
+    h.ok("live progress: " .. H.SINK_NAMES[checked.sink])
+  else
+    h.info("live progress: statusline and User events only (progress.fidget/native/notify are off)")
   end
 end
 
@@ -179,7 +213,7 @@ function H.check_python(h, resolved)
   if info.cache_dir then
     local line = string.format("cache %s: %s free", info.cache_dir, H.size(info.free_bytes))
     if type(info.free_bytes) == "number" and info.free_bytes < FREE_DISK_WARN_BYTES then
-      h.warn(line, { "ACE-Step needs about 8 GB; set LOFI_CACHE_DIR to a bigger disk." })
+      h.warn(line, { "ACE-Step needs 8.3 GB; set LOFI_CACHE_DIR to a bigger disk." })
     else
       h.ok(line)
     end
@@ -209,6 +243,7 @@ function H.check_daemon(h)
     h.error(string.format("daemon speaks protocol %s, the plugin %s", tostring(pong.protocol), tostring(daemon.PROTOCOL)),
       { "Run :LofiInstall to update the daemon." })
   end
+  H.check_transport(h)
 
   h.start("lofi.nvim: backends")
   local result, backends_err = H.call("get_backends", 30000)
@@ -219,9 +254,13 @@ function H.check_daemon(h)
   for _, b in ipairs(result.backends or {}) do
     local default = b.name == result.default_backend and " [default]" or ""
     local size = (b.size_bytes and b.size_bytes > 0) and (", " .. H.size(b.size_bytes)) or ""
-    local line = string.format("%s: %s%s%s", b.name, b.status, size, default)
+    local words = require("lofi.commands").status_words[b.status] or tostring(b.status)
+    local line = string.format("%s: %s%s%s", b.name, words, size, default)
     if b.status == "error" then
       h.warn(line .. (b.error and (" - " .. b.error) or ""), { b.hint })
+    elseif b.status == "not_installed" and type(b.missing_libraries) == "table" and #b.missing_libraries > 0 then
+      h.info(string.format("%s - needs %s: first :LofiInstall models, then :LofiSetup %s", line,
+        table.concat(b.missing_libraries, ", "), (b.name:gsub("_", "-"))))
     elseif b.status == "not_installed" then
       h.info(line .. " - download with :LofiSetup " .. b.name:gsub("_", "-"))
     else
@@ -230,24 +269,58 @@ function H.check_daemon(h)
   end
 end
 
-function H.check_player(h)
-  h.start("lofi.nvim: playback")
-  local cfg = require("lofi.config").get()
-  if cfg.player.cmd then
-    h.ok("player.cmd is set")
+-- How this Neovim reaches the daemon (owned by the transport; see docs/protocol.md "Transport").
+function H.check_transport(h)
+  local daemon = require("lofi.daemon")
+  local t = daemon.transport()
+  if t.mode ~= "socket" then
+    h.ok("transport: stdio (a private daemon for this Neovim)")
     return
   end
-  local name, exe = require("lofi.player").discover()
-  if name then
-    h.ok(string.format("player: %s (%s)", name, exe))
+  local info, err = H.call("daemon_info", 5000)
+  if not info then
+    h.warn("shared daemon on " .. t.socket_path .. " does not answer daemon_info: " .. require("lofi.errors").format(err))
+    return
+  end
+  h.ok("transport: shared daemon on " .. tostring(info.socket_path or t.socket_path))
+  h.ok(string.format("daemon pid %s, up %s, %s connected client%s (it exits %s s after the last one leaves)",
+    tostring(info.pid), H.uptime(info.uptime_sec), tostring(info.clients), info.clients == 1 and "" or "s",
+    tostring(info.idle_exit_sec)))
+end
+
+function H.uptime(seconds)
+  seconds = math.floor(tonumber(seconds) or 0)
+  if seconds < 60 then
+    return seconds .. " s"
+  end
+  local h, m = math.floor(seconds / 3600), math.floor(seconds / 60) % 60
+  return h > 0 and string.format("%d h %02d min", h, m) or string.format("%d min %02d s", m, seconds % 60)
+end
+
+function H.check_player(h)
+  h.start("lofi.nvim: playback (the daemon plays; see :help lofi-playback)")
+  local sink = require("lofi.config").get().player.sink
+  if sink then
+    h.ok("player.sink = " .. sink)
+    return
+  end
+  local found = vim.tbl_filter(function(name) return vim.fn.executable(name) == 1 end,
+    { "pw-cat", "paplay", "aplay", "mpv", "ffplay" })
+  if #found > 0 then
+    h.ok("audio outputs on PATH: " .. table.concat(found, ", ") .. " (sounddevice is tried first when installed)")
   else
-    h.warn("no audio player found (looked for " .. table.concat(cfg.player.order, ", ") .. ")",
-      { "Install mpv, or set player.cmd; tracks are still written to disk." })
+    h.warn("no pw-cat, paplay, aplay, mpv or ffplay on PATH", {
+      "Install mpv (or pipewire / pulseaudio tools), or pip install sounddevice into the daemon's venv.",
+      "Tracks are still written to disk.",
+    })
   end
 end
 
 function M.check()
   local h = vim.health
+  if not h or vim.fn.has("nvim-0.10") ~= 1 then
+    return H.too_old()
+  end
   H.check_neovim(h)
   H.check_daemon(h)
   H.check_player(h)

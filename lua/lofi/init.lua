@@ -6,6 +6,7 @@
 ---   require("lofi").status()               -- cached, no RPC
 ---   require("lofi").on(event, fn)          -- returns an unsubscribe function
 ---   require("lofi").statusline()           -- cached string, e.g. "♪ 42% ~0:08"
+---   require("lofi.lualine")                -- the same as a lualine component
 ---
 --- See :help lofi for the rest.
 local config = require("lofi.config")
@@ -14,10 +15,14 @@ local errors = require("lofi.errors")
 local M = {}
 local H = {}
 
---- Configure the plugin. Optional: everything works with the defaults.
+--- Configure the plugin. Optional: everything works with the defaults. Every bad option
+--- is named in one message; the good ones apply and the bad ones keep their defaults.
 ---@param opts? table see :help lofi-config
 function M.setup(opts)
-  config.set(opts)
+  local _, problems = config.apply(opts)
+  if problems then
+    require("lofi.notify").show(problems, vim.log.levels.ERROR)
+  end
   H.wire()
 end
 
@@ -28,20 +33,21 @@ function H.wire()
   end
   H.wired = true
   local daemon, jobs = require("lofi.daemon"), require("lofi.jobs")
-  daemon.set_handlers({ notification = jobs.handle, crash = jobs.fail_all })
-  jobs.on("generation_complete", function(p)
-    if config.get().autoplay and p.path then
-      H.autoplay(p.path)
-    end
-  end)
-end
-
-function H.autoplay(path)
-  local ok, err = require("lofi.player").play(path)
-  if not ok and not (err.code == "NO_PLAYER" and H.told_no_player) then
-    H.told_no_player = err.code == "NO_PLAYER"
-    require("lofi.notify").error(err)
+  local playback = require("lofi.playback")
+  daemon.set_handlers({
+    notification = function(method, params)
+      if not playback.is_radio_job(method, params) then -- the radio's tracks show as "next N%"
+        jobs.handle(method, params)
+      end
+    end,
+    crash = jobs.fail_all,
+  })
+  for _, event in ipairs({ "playback_state", "playback_error", "daemon_exit" }) do
+    jobs.on(event, function(p) playback.handle(event, p) end)
   end
+  jobs.on("generation_complete", function(p)
+    playback.autoplay(p)
+  end)
 end
 
 --- Send a request to the daemon (started on first use). `cb(err, result)`.
@@ -108,7 +114,7 @@ function M.generate(opts, cb)
   end
   M.request("generate", params, function(req_err, result)
     if req_err then
-      cb(req_err, nil)
+      cb(H.in_the_users_words(req_err, opts), nil)
       return
     end
     require("lofi.jobs").accepted(params, result, cb)
@@ -116,6 +122,30 @@ function M.generate(opts, cb)
       on_queued(result)
     end
   end)
+end
+
+-- An unknown parameter the user wrote by its friendly name ("steps") is named that way too:
+-- "steps= (inference_steps) is not a parameter of procedural".
+function H.in_the_users_words(err, opts)
+  local data = err.data or {}
+  if err.code ~= "INVALID_PARAMS" or type(data.unknown) ~= "table" or type(opts) ~= "table" then
+    return err
+  end
+  local given = vim.tbl_extend("keep", vim.deepcopy(opts), opts.params or {})
+  local words = {}
+  for _, name in ipairs(data.unknown) do
+    local said = name
+    for friendly, real in pairs(M.aliases) do
+      if real == name and given[friendly] ~= nil and given[name] == nil then
+        said = friendly .. "= (" .. name .. ")"
+      end
+    end
+    words[#words + 1] = said
+  end
+  local copy = vim.deepcopy(err)
+  copy.message = string.format("%s %s not %s of %s", table.concat(words, ", "), #words == 1 and "is" or "are",
+    #words == 1 and "a parameter" or "parameters", tostring(data.backend or "this backend"))
+  return copy
 end
 
 --- Cancel a queued or running track; without an id, the one generating now (or the
@@ -150,7 +180,7 @@ function M.status()
     jobs = active,
     downloads = vim.deepcopy(jobs.downloads()),
     last_track = jobs.public(jobs.last_complete()),
-    playing = require("lofi.player").now_playing(),
+    playing = require("lofi.playback").now_playing(),
     statusline = M.statusline(),
   }
 end
@@ -164,25 +194,45 @@ function M.on(event, fn)
   return require("lofi.jobs").on(event, fn)
 end
 
---- The cached statusline text ("♪ 42% ~0:08", "♪ done", ""): safe to call on every redraw.
+--- The cached statusline text ("♪ rainy jazz 1:23/2:00 · next 42%", "♪ 42% ~0:08", ""):
+--- what plays first, then what is being made; safe to call on every redraw.
+--- Raw for `%{v:lua.require'lofi'.statusline()}`; `{ escape = true }` doubles each `%` for
+--- whatever evaluates the text as statusline syntax again (lualine: use require("lofi.lualine")).
+---@param opts? {escape?: boolean}
 ---@return string
-function M.statusline()
-  return require("lofi.progress").statusline()
-end
-
---- Play a file (or the last finished track). Returns ok, err.
----@param path? string
-function M.play(path)
-  path = path or (require("lofi.jobs").last_complete() or {}).path
-  if not path then
-    return false, errors.new("TRACK_NOT_FOUND", "no track yet", "Make one with :LofiGenerate.")
+function M.statusline(opts)
+  local making = require("lofi.progress").statusline()
+  local playing = require("lofi.playback").statusline()
+  local line
+  if playing == "" or making == "" or playing:find(" · next ", 1, true) then
+    line = playing ~= "" and playing or making -- the radio's next track is shown once
+  else
+    local icon = config.get().progress.icon
+    if icon ~= "" and making:sub(1, #icon + 1) == icon .. " " then
+      making = making:sub(#icon + 2) -- one icon for the whole line
+    end
+    line = playing .. " · " .. making
   end
-  return require("lofi.player").play(path)
+  if opts and opts.escape then
+    return (line:gsub("%%", "%%%%"))
+  end
+  return line
 end
 
---- Stop playback. Returns whether something was playing.
-function M.stop()
-  return require("lofi.player").stop()
+--- Play a library track through the daemon's player: an id, "last" (default), or {path=...}.
+--- `cb(err, result)`.
+function M.play(which, cb)
+  require("lofi.playback").play(which or "last", cb)
+end
+
+--- Stop playback (and the radio). `cb(err, result)`.
+function M.stop(cb)
+  require("lofi.playback").stop(cb)
+end
+
+--- Radio: endless music from `prompt`; without one, toggles it. `cb(err, result)`.
+function M.radio(prompt, cb)
+  require("lofi.playback").radio_toggle(prompt, cb)
 end
 
 --- Switch the default backend. `cb(err, result)`.

@@ -4,6 +4,8 @@
 --- daemon lookup. Steps are plain argv lists so they can be shown, tested and rerun.
 local M = {}
 
+local H = {}
+
 local is_windows = vim.fn.has("win32") == 1
 
 --- <plugin root>: the folder holding lua/, plugin/ and pyproject.toml.
@@ -54,15 +56,45 @@ function M.steps(opts)
   return steps
 end
 
-local function last_lines(text, n)
-  local lines = vim.split(vim.trim(text or ""), "\n")
-  return table.concat(vim.list_slice(lines, math.max(1, #lines - n + 1)), "\n")
+--- Where the full output of a failed step goes (the error quotes only its gist).
+function M.log_file()
+  return vim.fn.stdpath("log") .. "/lofi-install.log"
+end
+
+function H.write_log(step, result, output)
+  local path = M.log_file()
+  vim.fn.mkdir(vim.fn.fnamemodify(path, ":h"), "p")
+  local file = io.open(path, "a")
+  if not file then
+    return nil
+  end
+  file:write(string.format("==== %s %s (exit %s)\n$ %s\n%s\n", os.date("%Y-%m-%d %H:%M:%S"), step.title,
+    tostring(result.code), table.concat(step.cmd, " "), output))
+  file:close()
+  return path
+end
+
+-- pip's own diagnosis: its first "ERROR:" lines; without them, the last lines of output.
+function H.gist(output)
+  local lines = vim.split(vim.trim(output), "\n")
+  local picked = {}
+  for _, line in ipairs(lines) do
+    if line:match("^%s*ERROR:") and #picked < 3 then
+      picked[#picked + 1] = vim.trim(line)
+    end
+  end
+  if #picked == 0 then
+    picked = vim.list_slice(lines, math.max(1, #lines - 2))
+  end
+  return table.concat(picked, "; ")
 end
 
 local function failure(step, result)
-  local output = last_lines((result.stderr or "") .. "\n" .. (result.stdout or ""), 12)
+  local output = (result.stderr or "") .. "\n" .. (result.stdout or "")
+  local log = H.write_log(step, result, output)
   return require("lofi.errors").new("INSTALL_FAILED",
-    string.format("%s failed (exit %s): %s\n%s", step.title, tostring(result.code), table.concat(step.cmd, " "), output))
+    string.format("%s failed (exit %s): %s", step.title, tostring(result.code), H.gist(output)),
+    log and ("The full output is in " .. log .. "; :checkhealth lofi checks Python.") or nil)
 end
 
 --- Run the steps one after another without blocking; `report(msg)` hears each step.
@@ -89,6 +121,52 @@ function M.run(opts, report, done)
   step(1)
 end
 
+-- The `opts` of this plugin's lazy.nvim spec, when lazy.nvim is what runs the build.
+function H.lazy_spec_opts(root)
+  local lazy_config = package.loaded["lazy.core.config"]
+  if type(lazy_config) ~= "table" or type(lazy_config.plugins) ~= "table" then
+    return nil
+  end
+  local want = vim.fs.normalize(root)
+  for _, plugin in pairs(lazy_config.plugins) do
+    if type(plugin) == "table" and plugin.dir and vim.fs.normalize(plugin.dir) == want then
+      -- lazy's own resolver merges specs and calls `opts = function(plugin, opts)`.
+      local ok, lazy_plugin = pcall(require, "lazy.core.plugin")
+      if ok and type(lazy_plugin.values) == "function" then
+        local got, values = pcall(lazy_plugin.values, plugin, "opts", false)
+        if got then
+          return values
+        end
+      end
+      return type(plugin.opts) == "table" and plugin.opts or nil
+    end
+  end
+end
+
+--- The options for build(): LOFI_EXTRAS / LOFI_PYTHON from the environment, else
+--- `opts.install` of the plugin's lazy.nvim spec, else the defaults. Raises on a bad option.
+---@param root string the plugin folder
+---@return {python?: string, extras?: string[], source: string}
+function M.build_options(root)
+  local from_spec = (H.lazy_spec_opts(root) or {}).install
+  local options = { source = from_spec and "the lazy.nvim spec (opts.install)" or "defaults" }
+  if from_spec then
+    local cfg = require("lofi.config").build({ install = from_spec }).install
+    options.python, options.extras = cfg.python, cfg.extras
+  end
+  local extras = {}
+  for word in (os.getenv("LOFI_EXTRAS") or ""):gmatch("[^,%s]+") do
+    extras[#extras + 1] = word
+  end
+  if #extras > 0 then
+    options.extras, options.source = extras, "LOFI_EXTRAS"
+  end
+  if os.getenv("LOFI_PYTHON") and os.getenv("LOFI_PYTHON") ~= "" then
+    options.python = os.getenv("LOFI_PYTHON")
+  end
+  return options
+end
+
 --- Blocking variant for build steps. Inside a lazy.nvim build coroutine it yields progress
 --- messages; elsewhere (nvim -l build.lua) it writes them to stderr. Raises on failure.
 ---@param opts? {python?: string, extras?: string[]}
@@ -102,6 +180,9 @@ function M.build(opts)
     end
   end
   local steps = M.steps(opts)
+  if opts and opts.source then
+    report("install options from " .. opts.source)
+  end
   for i, step in ipairs(steps) do
     report(string.format("[%d/%d] %s", i, #steps, step.title))
     local result

@@ -29,6 +29,8 @@ M.events = {
   "download_error",
   "backend_status",
   "daemon_exit", -- the daemon died; {code, message, hint}
+  "playback_state", -- the daemon's player (see lua/lofi/playback.lua)
+  "playback_error",
 }
 
 local TERMINAL = { complete = true, error = true, cancelled = true }
@@ -156,6 +158,7 @@ function M.accepted(request, result, cb)
   end
   job.prompt = request.prompt
   job.duration_sec = request.duration_sec
+  job.cached = result.status == "cached" -- the library had it: nothing is generated
   job.seed = result.seed
   job.backend = result.backend
   job.position = result.position

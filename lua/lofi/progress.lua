@@ -22,8 +22,14 @@ local function now_ms()
 end
 
 --- The cached statusline text, e.g. "♪ 42% ~0:08". Empty when idle.
+--- `opts.escape`: with every `%` doubled, for places that evaluate the text as 'statusline'
+--- syntax again (lualine components, `%{%...%}`); a raw `%` there is E539.
+---@param opts? {escape?: boolean}
 ---@return string
-function M.statusline()
+function M.statusline(opts)
+  if opts and opts.escape then
+    return (H.line:gsub("%%", "%%%%"))
+  end
   return H.line
 end
 
@@ -77,13 +83,14 @@ function H.fire(pattern, data)
   vim.api.nvim_exec_autocmds("User", { pattern = pattern, modeline = false, data = data })
 end
 
--- Which sink shows live progress: "fidget", "native", "notify" or nil.
+-- Which sink shows live progress: "fidget", "native", "notify" or nil. A native sink that
+-- failed once (H.native_error) is not tried again: progress goes to vim.notify instead.
 function H.live_sink()
   local cfg = config.get().progress
-  if cfg.fidget and pcall(require, "fidget.progress") then
+  if cfg.fidget and not H.fidget_error and pcall(require, "fidget.progress") then
     return "fidget"
   end
-  if cfg.native and vim.fn.has("nvim-0.12") == 1 then
+  if cfg.native and vim.fn.has("nvim-0.12") == 1 and not H.native_error then
     return "native"
   end
   if cfg.notify then
@@ -93,45 +100,93 @@ end
 
 local NATIVE_STATUS = { running = "running", done = "success", failed = "failed", cancelled = "cancel" }
 
---- Show (or replace) one live progress entry. `status`: running | done | failed | cancelled.
---- `opening` is what vim.notify says first (a notifier that cannot replace says only that).
-function H.live(key, title, message, percent, status, opening)
+--- One Neovim 0.12 progress message (nvim_echo kind="progress"); returns its id, or nil and
+--- the error Neovim raised. `source` is required there, the percent an integer 0..100.
+function H.native_echo(message, opts)
+  local ok, id = pcall(vim.api.nvim_echo, { { message } }, false, {
+    id = opts.id,
+    kind = "progress",
+    source = "lofi",
+    title = opts.title,
+    status = NATIVE_STATUS[opts.status],
+    percent = opts.percent and math.max(0, math.min(100, math.floor(opts.percent))) or nil,
+  })
+  if ok then
+    return id
+  end
+  return nil, tostring(id)
+end
+
+--- Which sink live progress goes to, and whether it works: a real (finished) native progress
+--- message is sent when that is the sink, so :checkhealth reports what users will get.
+---@return {sink: string|nil, error: string|nil}
+function M.check_live_sink()
   local sink = H.live_sink()
+  if sink == "native" then
+    local _, err = H.native_echo("lofi: progress messages work", { title = "lofi", status = "done", percent = 100 })
+    if err then
+      H.native_error = err
+      return { sink = H.live_sink(), error = "native progress failed: " .. err }
+    end
+  elseif H.native_error then
+    return { sink = sink, error = "native progress failed earlier: " .. H.native_error }
+  end
+  return { sink = sink }
+end
+
+--- Show (or replace) one live progress entry. `status`: running | done | failed | cancelled.
+--- `message` carries no percent (fidget and Neovim show `percent` themselves);
+--- `with_percent` is the text for vim.notify. `opening` is what vim.notify says first (a
+--- notifier that cannot replace says only that).
+function H.live(key, title, message, percent, status, opening, with_percent)
+  local sink = H.live_sink()
+  if sink == "native" then
+    local entry = H.entries[key] or {}
+    local id, err = H.native_echo(message, { id = entry.native_id, title = title, status = status, percent = percent })
+    if id then
+      entry.native_id = id
+      H.entries[key] = status == "running" and entry or nil
+      return
+    end
+    -- Never let a failing sink hide progress: say why once, then use vim.notify.
+    H.native_error = err
+    notify.warn("Neovim's progress messages failed (" .. err .. "); showing progress with vim.notify")
+    sink = H.live_sink()
+  end
   local entry = H.entries[key] or { last_ms = -math.huge }
   H.entries[key] = entry
   local final = status ~= "running"
   if sink == "fidget" then
-    local fidget = require("fidget.progress")
-    if not entry.fidget then
-      entry.fidget = fidget.handle.create({ title = title, message = message, percentage = percent, lsp_client = { name = "lofi" } })
-    else
-      entry.fidget:report({ message = message, percentage = percent })
-    end
-    if final then
-      if status == "done" then
-        entry.fidget:finish()
+    local ok, err = pcall(function()
+      local fidget = require("fidget.progress")
+      if not entry.fidget then
+        entry.fidget = fidget.handle.create({ title = title, message = message, percentage = percent, lsp_client = { name = "lofi" } })
       else
-        entry.fidget:cancel()
+        entry.fidget:report({ message = message, percentage = percent })
       end
+      if final then
+        if status == "done" then
+          entry.fidget:finish()
+        else
+          entry.fidget:cancel()
+        end
+      end
+    end)
+    if not ok then
+      -- As with native progress: say why once, then vim.notify shows progress.
+      H.fidget_error = tostring(err)
+      notify.warn("fidget.nvim failed (" .. H.fidget_error .. "); showing progress with vim.notify")
+      sink = H.live_sink()
     end
-  elseif sink == "native" then
-    local ok, id = pcall(vim.api.nvim_echo, { { message } }, false, {
-      id = entry.native_id,
-      kind = "progress",
-      title = title,
-      status = NATIVE_STATUS[status],
-      percent = percent and math.floor(percent) or nil,
-    })
-    if ok then
-      entry.native_id = id
-    end
-  elseif sink == "notify" and not final then
+  end
+  if sink == "notify" and not final then
     -- The built-in vim.notify cannot replace a message: say it once, not per percent.
     local first = entry.record == nil and entry.last_ms == -math.huge
     local can_replace = entry.record ~= nil
     if first or (can_replace and now_ms() - entry.last_ms >= 1000) then
       entry.last_ms = now_ms()
-      entry.record = notify.info(first and opening or message, { id = "lofi." .. key, replace = entry.record, hide_from_history = not first })
+      -- vim.notify shows no percent of its own: it gets the text that has one.
+      entry.record = notify.info(first and opening or (with_percent or message), { id = "lofi." .. key, replace = entry.record, hide_from_history = not first })
     end
   end
   if final then
@@ -151,18 +206,18 @@ end
 ---@param job lofi.Job
 function M.job_update(job)
   H.recompute()
-  local message
+  require("lofi.guard").set(#require("lofi.jobs").active())
+  local message, with_percent
   if job.state == "generating" then
-    message = string.format("%s %d%%", describe(job), math.floor(job.percent or 0))
-    if type(job.eta_sec) == "number" then
-      message = message .. " ~" .. errors.clock(job.eta_sec)
-    end
+    local eta = type(job.eta_sec) == "number" and (" ~" .. errors.clock(job.eta_sec)) or ""
+    message = describe(job) .. eta
+    with_percent = string.format("%s %d%%%s", describe(job), math.floor(job.percent or 0), eta)
   else
     message = describe(job) .. " queued" .. (job.position and job.position > 0 and (" (#" .. job.position .. ")") or "")
   end
   local opening = string.format("%s %s (%s%s)", job.state == "generating" and "generating" or "queued", describe(job),
     errors.clock(tonumber(job.duration_sec) or 0), job.backend and (", " .. job.backend) or "")
-  H.live(job.track_id, "lofi", message, job.percent, "running", opening)
+  H.live(job.track_id, "lofi", message, job.percent, "running", opening, with_percent)
   H.fire("LofiProgress", {
     kind = "generation",
     track_id = job.track_id,
@@ -180,12 +235,17 @@ function M.job_done(job)
   local status = ({ complete = "done", error = "failed", cancelled = "cancelled" })[job.state]
   H.set_flash(status)
   H.recompute()
+  require("lofi.guard").set(#require("lofi.jobs").active())
   H.live(job.track_id, "lofi", describe(job) .. " " .. status, job.percent, status)
   if job.state == "complete" then
     local r = job.result or {}
-    if config.get().progress.notify then
+    if config.get().progress.notify and job.cached then
+      -- Same prompt, seed, backend and settings: the old file, not a new generation.
+      notify.info(string.format("♪ from the library (same prompt, seed and settings): %s (%s) %s", describe(job),
+        errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), job.path and vim.fn.fnamemodify(job.path, ":~") or ""))
+    elseif config.get().progress.notify then
       local took = type(r.generation_time_sec) == "number" and string.format(" in %.1f s", r.generation_time_sec) or ""
-      notify.info(string.format("♪ ready: %s (%s%s) %s", describe(job), errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), took, job.path or ""))
+      notify.info(string.format("♪ ready: %s (%s%s) %s", describe(job), errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), took, job.path and vim.fn.fnamemodify(job.path, ":~") or ""))
     end
   elseif job.state == "error" then
     -- A dead daemon is reported once by lofi.daemon, not once per track.
@@ -205,8 +265,12 @@ function M.job_done(job)
   })
 end
 
-local function download_message(p)
-  local text = string.format("%s %d%%", p.backend, math.floor(tonumber(p.overall_percent) or 0))
+-- The overall percent is shown by the progress UI itself; only the vim.notify text has it.
+local function download_message(p, with_percent)
+  local text = p.backend
+  if with_percent then
+    text = string.format("%s %d%%", text, math.floor(tonumber(p.overall_percent) or 0))
+  end
   if p.component then
     text = text .. string.format(" (%s %d%%)", p.component, math.floor(tonumber(p.component_percent) or 0))
   end
@@ -216,8 +280,8 @@ end
 --- download_progress params {backend, component, component_percent, overall_percent, ...}.
 function M.download_update(p)
   H.recompute()
-  H.live("download." .. p.backend, "lofi setup", download_message(p), tonumber(p.overall_percent), "running",
-    "downloading " .. p.backend)
+  H.live("download." .. p.backend, "lofi setup", download_message(p, false), tonumber(p.overall_percent), "running",
+    "downloading " .. p.backend, download_message(p, true))
   H.fire("LofiProgress", vim.tbl_extend("force", { kind = "download", statusline = H.line }, p))
 end
 

@@ -1,4 +1,9 @@
-"""``lofi-daemon``: the stdio JSON-RPC server the Neovim plugin spawns."""
+"""``lofi-daemon``: the JSON-RPC server of lofi.nvim.
+
+    lofi-daemon                 stdio: one client on stdin/stdout (what daemon_cmd runs)
+    lofi-daemon --socket [PATH] a unix socket shared by every editor and the CLI
+    lofi-daemon --print-socket  print the default socket path and exit
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,14 @@ import os
 # reads this once at import; downloads run in a worker process without it (models/worker.py).
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+import argparse
 import asyncio
 import logging
 import signal
 import sys
-from typing import BinaryIO
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from . import logs
 from .app import App
@@ -20,6 +28,8 @@ from .rpc.server import Server
 from .settings import Settings
 
 log = logging.getLogger("lofi_daemon")
+
+DEFAULT_IDLE_EXIT_SEC = 30.0
 
 
 def protect_stdout() -> BinaryIO:
@@ -35,7 +45,28 @@ def protect_stdout() -> BinaryIO:
     return os.fdopen(protocol_fd, "wb", buffering=0)
 
 
+def _on_signals(callback: Any) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, callback)
+        except (NotImplementedError, RuntimeError):  # not on Windows / not in the main thread
+            pass
+
+
+async def _until_stopped(app: App, serving: "asyncio.Future[Any]") -> int:
+    shutdown = asyncio.ensure_future(app.shutdown_requested.wait())
+    await asyncio.wait({serving, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if serving.done() and not serving.cancelled() and serving.exception() is not None:
+        log.error("the server stopped on an error", exc_info=serving.exception())
+        code = 1
+    shutdown.cancel()
+    return code
+
+
 async def serve(settings: Settings, reader: BinaryIO, writer: BinaryIO) -> int:
+    """stdio: serve one client until EOF, ``shutdown`` or a signal."""
     server: Server | None = None
 
     def notify(method: str, params: dict) -> None:
@@ -44,31 +75,80 @@ async def serve(settings: Settings, reader: BinaryIO, writer: BinaryIO) -> int:
 
     app = App(settings, notify)
     server = Server(app.dispatcher(), reader, writer)
+    app.transport_info = server.info
     app.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, server.stop)
-        except (NotImplementedError, RuntimeError):  # not on Windows / not in the main thread
-            pass
-
+    _on_signals(server.stop)
     serving = asyncio.ensure_future(server.serve())
-    shutdown = asyncio.ensure_future(app.shutdown_requested.wait())
-    await asyncio.wait({serving, shutdown}, return_when=asyncio.FIRST_COMPLETED)
-    code = 0
-    if serving.done() and not serving.cancelled() and serving.exception() is not None:
-        log.error("the server stopped on an error", exc_info=serving.exception())
-        code = 1
+    code = await _until_stopped(app, serving)
     server.stop()
     await app.close()  # cancels the running job; its terminal notification still goes out
-    await asyncio.sleep(0)  # let queued notifications reach the client
-    for task in (serving, shutdown):
-        task.cancel()
+    await asyncio.sleep(0)  # let queued notifications reach the outbox
+    serving.cancel()
+    server.flush(timeout=5.0)  # whole messages only; a client that never reads is not waited for
     log.info("daemon stopped")
     return code
 
 
-def main() -> None:
+async def serve_socket(settings: Settings, path: Path, idle_exit_sec: float, outbox_bytes: int | None) -> int:
+    """A unix socket for every client of this user, until idle, ``shutdown {force}`` or a signal."""
+    from .transport.server import DEFAULT_OUTBOX_BYTES, AlreadyServing, SocketServer
+
+    server: SocketServer | None = None
+
+    def notify(method: str, params: dict) -> None:
+        if server is not None:
+            server.broadcast(method, params)
+
+    app = App(settings, notify)
+    server = SocketServer(app.dispatcher(), path, idle_exit_sec=idle_exit_sec,
+                          on_idle=app.shutdown_requested.set, outbox_bytes=outbox_bytes or DEFAULT_OUTBOX_BYTES)
+    try:
+        await server.start()
+    except AlreadyServing as exc:
+        log.info("%s; exiting", exc)
+        return 0
+    app.transport_info = server.info
+    app.start()
+    _on_signals(app.shutdown_requested.set)
+    await app.shutdown_requested.wait()
+    await app.close()  # cancels the running job; every client hears its terminal notification
+    await asyncio.sleep(0.05)
+    await server.close()
+    log.info("daemon stopped")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lofi-daemon", description="The lofi.nvim JSON-RPC daemon.")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--stdio", action="store_true", help="serve one client on stdin/stdout (the default)")
+    mode.add_argument("--socket", nargs="?", const="", metavar="PATH",
+                      help="serve every client of this user on a unix socket (default path: --print-socket)")
+    mode.add_argument("--print-socket", action="store_true", help="print the default socket path and exit")
+    parser.add_argument("--idle-exit-sec", type=float, default=None,
+                        help="socket mode: exit this long after the last client left "
+                             f"(default $LOFI_IDLE_EXIT_SEC or {DEFAULT_IDLE_EXIT_SEC:g}; 0 = at once)")
+    parser.add_argument("--client-outbox-bytes", type=int, default=None,
+                        help="socket mode: unread output after which a client is disconnected")
+    return parser
+
+
+def idle_exit_sec(arg: float | None) -> float:
+    if arg is not None:
+        return max(0.0, arg)
+    try:
+        return max(0.0, float(os.environ.get("LOFI_IDLE_EXIT_SEC", DEFAULT_IDLE_EXIT_SEC)))
+    except ValueError:
+        return DEFAULT_IDLE_EXIT_SEC
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.print_socket:
+        from .transport.paths import default_socket_path
+
+        print(default_socket_path(Settings.load().cache_dir))
+        return
     writer = protect_stdout()
     settings = Settings.load()
     try:
@@ -76,8 +156,17 @@ def main() -> None:
     except OSError:
         pass
     logs.configure(settings.logs_dir)
-    log.info("lofi-daemon starting (pid %d, cache %s)", os.getpid(), settings.cache_dir)
-    code = asyncio.run(serve(settings, sys.stdin.buffer, writer))
+    started = time.monotonic()
+    if args.socket is None:
+        log.info("lofi-daemon starting on stdio (pid %d, cache %s)", os.getpid(), settings.cache_dir)
+        code = asyncio.run(serve(settings, sys.stdin.buffer, writer))
+    else:
+        from .transport.paths import default_socket_path
+
+        path = Path(args.socket) if args.socket else default_socket_path(settings.cache_dir)
+        log.info("lofi-daemon starting on %s (pid %d, cache %s)", path, os.getpid(), settings.cache_dir)
+        code = asyncio.run(serve_socket(settings, path, idle_exit_sec(args.idle_exit_sec), args.client_outbox_bytes))
+    log.debug("served for %.1f s", time.monotonic() - started)
     writer.close()
     # Daemon threads (stdin reader, downloads) must not keep the process alive.
     os._exit(code)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import threading
 import time
@@ -19,15 +20,19 @@ from . import PROTOCOL_VERSION, __version__, audio
 from .backends.base import GenerationRequest
 from .backends.registry import BackendRegistry
 from .device import empty_cache
+from .encoder import encode_isolated
 from .backends.base import CancelToken
 from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
                      JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
 from .jobs import Job, JobProgress, JobQueue
 from .models.store import ModelStore
+from .playback.methods import PlaybackService
+from .playback.priority import yield_to_playback
 from .rpc import params as P
 from .rpc.dispatch import Dispatcher
 from .settings import Settings
 from .tracks import TrackLibrary, cache_key
+from .transport.session import current_session
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +48,28 @@ class App:
                  store: ModelStore | None = None, clock: Callable[[], float] = time.monotonic,
                  id_factory: Callable[[], str] = new_track_id) -> None:
         self.settings = settings
+        for problem in settings.problems:  # found before logging was set up
+            log.warning("%s", problem)
         self._notify = notify
         self._clock = clock
         self._new_id = id_factory
         self.store = store or ModelStore(settings.models_dir)
         self.library = TrackLibrary(settings.tracks_dir)
+        self.playback = PlaybackService(settings, self.library, notify)
+        self._notify = notify = self.playback.observe(notify)  # the radio hears job events
         self.registry = registry or BackendRegistry(settings, self.store, on_status=self._backend_status)
         # One worker thread does every model load, generation and file write, in order.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
         self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
+        self.playback.bind(submit=lambda request: self.generate(P.parse(P.GenerateParams, request)),
+                           cancel=self.jobs.cancel)
         self._downloads: dict[str, tuple[threading.Thread, CancelToken]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self.shutdown_requested = asyncio.Event()
+        # Set by the transport: how clients reach this daemon (daemon_info reports it).
+        self.transport_info: Callable[[], dict[str, Any]] = lambda: {"transport": "in-process", "clients": 1}
+        self._started = time.time()
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -64,6 +78,7 @@ class App:
         self.jobs.start()
 
     async def close(self) -> None:
+        await self.playback.close()
         for _thread, token in self._downloads.values():
             token.cancel()
         await self.jobs.shutdown()
@@ -95,11 +110,15 @@ class App:
         d.register("download_backend", P.BackendParams, self.download_backend)
         d.register("list_tracks", P.ListTracksParams, self.list_tracks)
         d.register("delete_track", P.TrackParams, self.delete_track)
-        d.register("shutdown", P.NoParams, self.shutdown)
+        d.register("shutdown", P.ShutdownParams, self.shutdown)
+        d.register("daemon_info", P.NoParams, self.daemon_info)
+        self.playback.register(d)
         return d
 
     async def ping(self, _: P.NoParams) -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION}
+        # log_file: the daemon's one log, so clients open the same file (:LofiLog).
+        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION,
+                "log_file": str(self.settings.logs_dir / "daemon.log")}
 
     async def generate(self, p: P.GenerateParams) -> dict[str, Any]:
         name = self.registry.canonical(p.backend or self.registry.default)
@@ -111,10 +130,10 @@ class App:
                 f"for {name}, got {p.duration_sec:g}",
                 min_duration_sec=caps.min_duration_sec, max_duration_sec=caps.max_duration_sec, backend=name,
             )
-        backend_params = caps.resolve_params(p.backend_params)
+        backend_params = caps.resolve_params(p.backend_params, backend=name)
         if self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
-                                      hint=f"Run :LofiSetup {name.replace('_', '-')} to download it.",
+                                      hint=_setup_hint(name, backend, "to download it"),
                                       backend=name)
         # Random seeds stay below 2^32 like the official ACE-Step code (and exact in Lua numbers).
         seed = p.seed if p.seed is not None else secrets.randbelow(2**32)
@@ -130,6 +149,11 @@ class App:
             asyncio.get_running_loop().call_soon(self._notify, "generation_complete",
                                                  _complete_payload(cached.track_id, cached.path, cached.meta))
             return result
+        running = self.jobs.find_by_cache_key(key)
+        if running is not None:  # the same request from another client (or twice): one job, one file
+            job, position = running
+            return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
+                    "position": position, "seed": seed, "backend": name, "joined": True}
         job = Job(track_id=self._new_id(), backend=name, request=request, fmt=fmt, cache_key=key)
         position = self.jobs.submit(job)
         return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
@@ -155,7 +179,7 @@ class App:
         name = self.registry.canonical(p.backend)
         if self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
-                                      hint=f"Run :LofiSetup {name.replace('_', '-')} first.", backend=name)
+                                      hint=_setup_hint(name, self.registry.get(name), "first"), backend=name)
         previous = self.registry.default
         self.registry.default = name
         self.settings.prefs.default_backend = name
@@ -176,7 +200,8 @@ class App:
         running = self._downloads.get(name)
         if running is not None and running[0].is_alive():
             raise DownloadInProgress(f"{name} is already downloading", backend=name)
-        if manifest is None or backend.is_installed():
+        if manifest is None or (backend.is_installed()
+                                and not await asyncio.to_thread(self.store.needs_repair, manifest)):
             return {"started": False, "already_installed": True}
         self.registry.set_transient(name, "downloading")
         token = CancelToken()
@@ -231,12 +256,27 @@ class App:
         track = self.library.delete(p.track_id)
         return {"deleted": True, "track_id": track.track_id}
 
-    async def shutdown(self, _: P.NoParams) -> dict[str, Any]:
-        self.shutdown_requested.set()
-        return {"status": "shutting_down"}
+    async def shutdown(self, p: P.ShutdownParams) -> dict[str, Any]:
+        """End the asking client's connection; the daemon itself only with ``force``.
+
+        A shared daemon keeps serving the others and exits on its own when the last client
+        has gone for ``idle_exit_sec``. A stdio daemon has one client, so it stops.
+        """
+        session = current_session.get()
+        if p.force or session is None or not session.shared:
+            self.shutdown_requested.set()
+            return {"status": "shutting_down"}
+        session.end_after_reply()
+        return {"status": "disconnecting"}
+
+    async def daemon_info(self, _: P.NoParams) -> dict[str, Any]:
+        return {"pid": os.getpid(), "uptime_sec": round(time.time() - self._started, 1), "version": __version__,
+                "protocol": PROTOCOL_VERSION, "cache_dir": str(self.settings.cache_dir),
+                "socket_path": None, **self.transport_info()}
 
     # ----- the job itself (worker thread) ----------------------------------------------------
     def _run_job(self, job: Job, progress: JobProgress) -> dict[str, Any]:
+        yield_to_playback()  # this thread and the torch threads it starts: below the mixer
         started = time.perf_counter()
         backend = self.registry.ensure_loaded(job.backend, self.settings.device_plan)
         job.cancel.check()
@@ -254,7 +294,7 @@ class App:
         if not np.all(np.isfinite(result.samples)):
             raise ModelInferenceFailed("the model produced NaN/inf audio", hint="Retry with another seed.")
         finished = audio.finish(result.samples, result.sample_rate)
-        data = audio.encode(finished, audio.OUTPUT_SAMPLE_RATE, job.fmt)
+        data = encode_isolated(finished, audio.OUTPUT_SAMPLE_RATE, job.fmt, cancelled=lambda: job.cancel.cancelled)
         duration = finished.shape[-1] / audio.OUTPUT_SAMPLE_RATE
         meta = {
             "prompt": job.request.prompt,
@@ -270,10 +310,9 @@ class App:
             "generation_time_sec": round(time.perf_counter() - started, 3),
             "created_at": time.time(),
             "cache_key": job.cache_key,
-            "sha256": audio.sha256(data),
             **{k: v for k, v in result.metadata.items() if k not in ("prompt", "seed", "backend")},
         }
-        track = self.library.save(job.track_id, data, job.fmt, meta)
+        track = self.library.save(job.track_id, data, job.fmt, meta, before_commit=job.cancel.commit)
         return _complete_payload(track.track_id, track.path, track.meta)
 
 
@@ -297,3 +336,11 @@ def _complete_payload(track_id: str, path: Any, meta: dict[str, Any]) -> dict[st
         "seed": meta.get("seed"),
         "prompt": meta.get("prompt"),
     }
+
+
+def _setup_hint(name: str, backend: Any, tail: str) -> str:
+    """What to run for a backend that is not installed: the model libraries come first."""
+    setup = f":LofiSetup {name.replace('_', '-')}"
+    if backend.missing_libraries():
+        return f"First :LofiInstall models (the model libraries), then {setup}."
+    return f"Run {setup} {tail}."

@@ -47,14 +47,25 @@ def apply_fades(audio: np.ndarray, sample_rate: int, fade_sec: float = FADE_SEC)
     return out
 
 
+ENCODE_BLOCK_FRAMES = OUTPUT_SAMPLE_RATE  # one second per call: libsndfile's Vorbis writer
+# overflows the thread stack when a long track (>= ~44 s) is handed over in one write.
+
+
 def encode(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
-    """Encode (channels, frames) float audio into the bytes of a ``fmt`` file."""
+    """Encode (channels, frames) float audio into the bytes of a ``fmt`` file, block by block.
+
+    This runs in the encoder child process (encoder.py); call ``encoder.encode_isolated``
+    from the daemon so a crash in libsndfile cannot take the daemon with it.
+    """
     import soundfile as sf
 
     container, subtype = FORMATS[fmt]
     buf = io.BytesIO()
-    clipped = np.clip(audio, -1.0, 1.0).T
-    sf.write(buf, clipped, sample_rate, format=container, subtype=subtype)
+    frames = np.clip(audio, -1.0, 1.0).T
+    with sf.SoundFile(buf, "w", samplerate=sample_rate, channels=frames.shape[1], format=container,
+                      subtype=subtype) as out:
+        for start in range(0, frames.shape[0], ENCODE_BLOCK_FRAMES):
+            out.write(np.ascontiguousarray(frames[start:start + ENCODE_BLOCK_FRAMES]))
     return buf.getvalue()
 
 
@@ -68,3 +79,11 @@ def read(path: Path) -> tuple[np.ndarray, int]:
 
     data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     return np.ascontiguousarray(data.T), rate
+
+
+def probe(path: Path) -> tuple[int, int, int]:
+    """(frames, sample rate, channels) of an audio file, without decoding it."""
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    return int(info.frames), int(info.samplerate), int(info.channels)

@@ -1,10 +1,15 @@
 """``lofi``: the command line for people and scripts.
 
     lofi generate "lofi hip hop, jazzy piano" --duration 30 [--backend B --seed N --out F]
-    lofi backends | lofi tracks | lofi setup BACKEND
+    lofi backends | lofi tracks | lofi setup BACKEND        [--in-process]
+    lofi play ID|PATH|last [--sink S] | lofi radio "prompt" [--duration 30]   (until Ctrl-C)
 
-It runs the same App in-process as the daemon (same validation, queue, cache and files),
-and draws a progress bar on stderr. stdout gets only the result (a path, or a table).
+When the user's shared daemon runs (an editor started it), every command goes to it over
+its socket: the track shows up in every editor and uses the model already loaded. Otherwise
+(or with --in-process) it runs the same App in this process (same validation, queue, cache
+and files). A progress bar goes to stderr; stdout gets only the result (a path, or a table).
+A new command is an ``async def _name(settings, args)`` in COMMANDS that calls
+``open_endpoint`` and ``endpoint.call(method, **params)``.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from . import logs
-from .app import App
-from .errors import LofiError
+from .errors import ErrorCode, LofiError
 from .rpc import params as P
 from .settings import Settings
+from .transport.endpoint import Endpoint, open_endpoint
 
 TERMINAL = ("generation_complete", "generation_error", "generation_cancelled")
 
@@ -64,22 +69,6 @@ def _eta(seconds: float | None) -> str:
 
 
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:
-    finished: asyncio.Future[tuple[str, dict[str, Any]]] = asyncio.get_running_loop().create_future()
-    bar = ProgressBar()
-
-    def notify(method: str, payload: dict[str, Any]) -> None:
-        if method == "generation_progress":
-            current, total = payload["current_step"], payload["total_steps"]
-            steps = f"{current}/{total}" if total <= 100 else f"{100 * current // max(total, 1)}%"
-            detail = f"{payload['phase']} {steps} {_eta(payload['eta_sec'])}"
-            bar.show("generating", payload["percent"], detail)
-        elif method == "backend_status" and payload["status"] == "loading":
-            print(f"loading {payload['backend']} ...", file=sys.stderr)
-        elif method in TERMINAL and not finished.done():
-            finished.set_result((method, payload))
-
-    app = App(settings, notify)
-    app.start()
     raw: dict[str, Any] = {"prompt": args.prompt, "duration_sec": args.duration}
     for key in ("backend", "seed", "format"):
         if getattr(args, key) is not None:
@@ -87,16 +76,23 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     for item in args.param or []:
         key, _, value = item.partition("=")
         raw[key] = json.loads(value) if value[:1] in "-0123456789tfn[{\"" else value
+    P.parse(P.GenerateParams, raw)  # a typo is reported here, before any daemon is involved
+    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    notes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    endpoint.on_notification = lambda method, payload: notes.put_nowait((method, payload))
+    bar = ProgressBar()
     try:
-        reply = await app.generate(P.parse(P.GenerateParams, raw))
-        print(f"{reply['status']}: track {reply['track_id']} ({reply['backend']}, seed {reply['seed']})",
+        reply = await endpoint.call("generate", **raw)
+        joined = " (joined the same request already running)" if reply.get("joined") else ""
+        via = f" via {endpoint.description}" if endpoint.remote else ""
+        print(f"{reply['status']}: track {reply['track_id']} ({reply['backend']}, seed {reply['seed']}){joined}{via}",
               file=sys.stderr)
-        method, payload = await finished
+        method, payload = await _follow(notes, reply["track_id"], bar)
     except KeyboardInterrupt:
         return 130
     finally:
         bar.done()
-        await app.close()
+        await endpoint.close()
     if method != "generation_complete":
         print(f"lofi: {payload.get('code', 'CANCELLED')}: {payload.get('message', 'cancelled')}", file=sys.stderr)
         if payload.get("hint"):
@@ -114,9 +110,30 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _follow(notes: "asyncio.Queue[tuple[str, dict[str, Any]]]", track_id: str,
+                  bar: ProgressBar) -> tuple[str, dict[str, Any]]:
+    """Draw our track's progress until its terminal notification (a shared daemon sends others' too)."""
+    while True:
+        method, payload = await notes.get()
+        if method == "backend_status" and payload.get("status") == "loading":
+            print(f"loading {payload['backend']} ...", file=sys.stderr)
+        if payload.get("track_id") != track_id:
+            continue
+        if method == "generation_progress":
+            current, total = payload["current_step"], payload["total_steps"]
+            steps = f"{current}/{total}" if total <= 100 else f"{100 * current // max(total, 1)}%"
+            detail = f"{payload['phase']} {steps} {_eta(payload['eta_sec'])}"
+            bar.show("generating", payload["percent"], detail)
+        elif method in TERMINAL:
+            return method, payload
+
+
 async def _backends(settings: Settings, args: argparse.Namespace) -> int:
-    app = App(settings, lambda *_: None)
-    info = await app.get_backends(P.NoParams())
+    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    try:
+        info = await endpoint.call("get_backends")
+    finally:
+        await endpoint.close()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -129,8 +146,11 @@ async def _backends(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _tracks(settings: Settings, args: argparse.Namespace) -> int:
-    app = App(settings, lambda *_: None)
-    tracks = (await app.list_tracks(P.ListTracksParams(limit=args.limit)))["tracks"]
+    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    try:
+        tracks = (await endpoint.call("list_tracks", limit=args.limit))["tracks"]
+    finally:
+        await endpoint.close()
     if args.json:
         print(json.dumps(tracks, indent=2))
         return 0
@@ -141,6 +161,45 @@ async def _tracks(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _setup(settings: Settings, args: argparse.Namespace) -> int:
+    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    if endpoint.remote:
+        try:
+            return await _setup_remote(endpoint, args.backend)
+        finally:
+            await endpoint.close()
+    await endpoint.close()
+    return await _setup_here(settings, args)
+
+
+async def _setup_remote(endpoint: Endpoint, backend: str) -> int:
+    """The running daemon downloads (every editor sees the progress); we draw it."""
+    notes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    endpoint.on_notification = lambda method, payload: notes.put_nowait((method, payload))
+    reply = await endpoint.call("download_backend", backend=backend)
+    if reply.get("already_installed"):
+        print(f"{backend} is ready: nothing to download.", file=sys.stderr)
+        return 0
+    bar = ProgressBar()
+    try:
+        while True:
+            method, p = await notes.get()
+            if method == "download_progress":
+                detail = (f"{p['component']} {p['component_percent']:.0f}% "
+                          f"{p['bytes_downloaded'] / 1e6:.0f}/{p['bytes_total'] / 1e6:.0f} MB")
+                bar.show("downloading", p["overall_percent"], detail)
+            elif method == "download_complete":
+                break
+            elif method == "download_error":
+                raise LofiError(p.get("message", "download failed"), code=ErrorCode[p.get("code", "DOWNLOAD_FAILED")],
+                                hint=p.get("hint"))
+    finally:
+        bar.done()
+    print(f"{backend} is installed (downloaded by {endpoint.description})", file=sys.stderr)
+    return 0
+
+
+async def _setup_here(settings: Settings, args: argparse.Namespace) -> int:
+    from .app import App
     from .backends.base import CancelToken
     from .models.store import ModelStore
 
@@ -148,7 +207,7 @@ async def _setup(settings: Settings, args: argparse.Namespace) -> int:
     name = app.registry.canonical(args.backend)
     backend = app.registry.get(name)
     manifest = getattr(backend, "manifest", None)
-    if manifest is None or backend.is_installed():
+    if manifest is None or (backend.is_installed() and not app.store.needs_repair(manifest)):
         print(f"{name} is ready: nothing to download.", file=sys.stderr)
         return 0
     store: ModelStore = app.store
@@ -170,9 +229,86 @@ async def _setup(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}:{s:02d}"
+
+
+def _now_playing(state: dict[str, Any]) -> str:
+    text = f"♪ {'paused ' if state['state'] == 'paused' else ''}{state.get('prompt') or state.get('track_id')} " \
+           f"{_clock(state['position_sec'])}/{_clock(state['duration_sec'])}"
+    nxt = state.get("next")
+    if nxt and nxt.get("percent", 100) < 100:
+        text += f" · next {int(nxt['percent'])}%"
+    return text
+
+
+async def _listen(endpoint: Endpoint, notes: "asyncio.Queue[tuple[str, dict[str, Any]]]") -> int:
+    """One now-playing line until Ctrl-C, a playback error (exit 3) or the end of the music."""
+    tty = sys.stderr.isatty()
+    shown, started = "", False
+    while True:
+        method, payload = await notes.get()
+        if method == "playback_error":
+            print(("\n" if shown and tty else "") + f"lofi: {payload.get('message')}", file=sys.stderr)
+            if payload.get("hint"):
+                print(f"hint: {payload['hint']}", file=sys.stderr)
+            return 3
+        if method != "playback_state":
+            continue
+        if payload["state"] == "stopped":
+            if started:  # the music ended (a sink that failed to start says so in playback_error)
+                print("\n" if shown and tty else "", end="", file=sys.stderr)
+                return 0
+            continue
+        started = started or payload.get("sink") is not None
+        line = _now_playing(payload)
+        if tty:
+            sys.stderr.write("\r" + line.ljust(len(shown)))
+            sys.stderr.flush()
+        elif line.split(" ")[1:2] != shown.split(" ")[1:2] or not shown:
+            print(line, file=sys.stderr)  # not a terminal: a line per track, not a flood
+        shown = line
+
+
+async def _play_until_interrupted(settings: Settings, args: argparse.Namespace, method: str,
+                                  params: dict[str, Any]) -> int:
+    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    notes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    endpoint.on_notification = lambda m, payload: notes.put_nowait((m, payload))
+    try:
+        if args.sink:
+            params["sink"] = args.sink
+        await endpoint.call(method, **params)
+        return await _listen(endpoint, notes)
+    finally:  # Ctrl-C: the music stops with the command
+        try:
+            await asyncio.wait_for(endpoint.call("stop"), 5)
+        except (LofiError, OSError, asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+        await endpoint.close()
+
+
+async def _play(settings: Settings, args: argparse.Namespace) -> int:
+    target = Path(args.target).expanduser()
+    params: dict[str, Any] = {"path": str(target.resolve())} if target.is_file() else {"track_id": args.target}
+    if args.no_loop:
+        params["loop"] = False
+    return await _play_until_interrupted(settings, args, "play", params)
+
+
+async def _radio(settings: Settings, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"prompt": args.prompt, "duration_sec": args.duration}
+    if args.backend:
+        params["backend"] = args.backend
+    return await _play_until_interrupted(settings, args, "radio_start", params)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lofi", description="Local AI music: generate instrumental tracks.")
     parser.add_argument("--log-level", default="WARNING", help="daemon log level on stderr (default WARNING)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="do not use the running shared daemon; run everything in this process")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate a track and print its path")
@@ -194,10 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("setup", help="download a backend's model weights")
     st.add_argument("backend")
+
+    pl = sub.add_parser("play", help="play a track (id, 'last' or a file) until Ctrl-C")
+    pl.add_argument("target", help="a track id, 'last', or the path of an audio file")
+    pl.add_argument("--sink", help="audio output: auto, pw-cat, paplay, aplay, mpv, ffplay, sounddevice, ...")
+    pl.add_argument("--no-loop", action="store_true", help="stop at the end instead of looping")
+
+    ra = sub.add_parser("radio", help="endless music from a prompt until Ctrl-C")
+    ra.add_argument("prompt")
+    ra.add_argument("--duration", type=float, default=30.0, help="seconds per track (default 30)")
+    ra.add_argument("--backend")
+    ra.add_argument("--sink", help="audio output (see lofi play --help)")
     return parser
 
 
-COMMANDS = {"generate": _generate, "backends": _backends, "tracks": _tracks, "setup": _setup}
+COMMANDS = {"generate": _generate, "backends": _backends, "tracks": _tracks, "setup": _setup,
+            "play": _play, "radio": _radio}
 
 
 def main(argv: list[str] | None = None) -> int:

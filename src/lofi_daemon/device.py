@@ -27,6 +27,7 @@ class DevicePlan:
     preference: str = "auto"  # auto | cuda | mps | cpu
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     low_vram: str = "auto"  # auto | on | off: keep only the running component on the GPU
+    threads: int | str = "auto"  # CPU compute threads: auto (usable physical cores) or a count
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ def resolve(plan: DevicePlan, *, vram_needed_bytes: int = 0) -> ResolvedDevice:
     else:
         dtype = torch.float32
 
+    apply_cpu_threads(plan.threads)
+
     if plan.low_vram == "on":
         low_vram = device == "cuda"
     elif plan.low_vram == "off" or device != "cuda":
@@ -88,6 +91,59 @@ def resolve(plan: DevicePlan, *, vram_needed_bytes: int = 0) -> ResolvedDevice:
     else:
         low_vram = vram_needed_bytes > 0 and vram_needed_bytes > free_memory_bytes("cuda")
     return ResolvedDevice(device=device, dtype=dtype, low_vram=low_vram)
+
+
+def valid_threads(value: Any) -> bool:
+    return value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+
+
+def usable_physical_cores(cpus: "set[int] | None" = None, sys_cpu: str = "/sys/devices/system/cpu") -> int:
+    """Physical cores among the CPUs this process may run on (SMT siblings count once).
+
+    ``cpus`` defaults to the process's affinity mask (a container or ``taskset`` limit);
+    where the topology files are missing every allowed CPU counts as a core.
+    """
+    if cpus is None:
+        try:
+            cpus = set(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = set(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in cpus:
+        try:
+            with open(f"{sys_cpu}/cpu{cpu}/topology/physical_package_id") as f:
+                package = f.read().strip()
+            with open(f"{sys_cpu}/cpu{cpu}/topology/core_id") as f:
+                core = f.read().strip()
+            cores.add((package, core))
+        except OSError:
+            cores.add(("cpu", str(cpu)))
+    return max(1, len(cores))
+
+
+def cpu_thread_count(setting: int | str = "auto") -> int:
+    """Intra-op threads for ``setting``: a count as given, "auto" = usable physical cores.
+
+    torch's default is every logical CPU, which on an SMT machine runs two compute threads
+    per core (slower for these GEMM/conv-bound models) and leaves the editor no headroom.
+    """
+    if setting == "auto" or not valid_threads(setting):
+        return usable_physical_cores()
+    return int(setting)
+
+
+def apply_cpu_threads(setting: int | str = "auto") -> int:
+    """Set torch's intra-op threads (and one inter-op thread: the models run one op at a time)."""
+    import torch
+
+    count = cpu_thread_count(setting)
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # only settable before the first parallel op; then it already has its value
+    return count
 
 
 def free_memory_bytes(device: str) -> int:

@@ -36,6 +36,8 @@ class ErrorCode(enum.IntEnum):
     MODEL_INFERENCE_FAILED = -32010
     CANCELLED = -32011
     DOWNLOAD_FAILED = -32012
+    STORAGE_ERROR = -32013
+    PLAYBACK_FAILED = -32020  # playback: no audio output, sink failed, nothing to play, remote daemon
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.MODEL_INFERENCE_FAILED: ErrorInfo("Retry with another seed.", "error"),
     ErrorCode.CANCELLED: ErrorInfo("The job was cancelled.", "info"),
     ErrorCode.DOWNLOAD_FAILED: ErrorInfo("Check network and disk, then run :LofiSetup again.", "error"),
+    ErrorCode.STORAGE_ERROR: ErrorInfo("Check free space and permissions of the cache dir.", "error"),
+    ErrorCode.PLAYBACK_FAILED: ErrorInfo("Pick another output with player.sink; :checkhealth lofi lists them.", "warn"),
 }
 
 
@@ -109,6 +113,8 @@ DownloadInProgress = _error_class("DownloadInProgress", ErrorCode.DOWNLOAD_IN_PR
 ModelLoadFailed = _error_class("ModelLoadFailed", ErrorCode.MODEL_LOAD_FAILED)
 ModelInferenceFailed = _error_class("ModelInferenceFailed", ErrorCode.MODEL_INFERENCE_FAILED)
 DownloadFailed = _error_class("DownloadFailed", ErrorCode.DOWNLOAD_FAILED)
+StorageError = _error_class("StorageError", ErrorCode.STORAGE_ERROR)
+PlaybackFailed = _error_class("PlaybackFailed", ErrorCode.PLAYBACK_FAILED)
 
 
 class JobCancelled(LofiError):

@@ -135,7 +135,9 @@ class JobQueue:
     def cancel(self, track_id: str) -> dict[str, bool]:
         current = self._current
         if current is not None and current.track_id == track_id:
-            current.cancel.cancel()
+            if not current.cancel.cancel():  # past the commit point: it will complete
+                raise AlreadyComplete(f"track {track_id} is already being saved; it can no longer be cancelled",
+                                      track_id=track_id, state="saving")
             return {"cancelled": True, "was_generating": True}
         for job in self._waiting:
             if job.track_id == track_id:
@@ -148,6 +150,16 @@ class JobQueue:
             raise AlreadyComplete(f"track {track_id} has already {self._finished[track_id]}",
                                   track_id=track_id, state=self._finished[track_id])
         raise TrackNotFound(f"no job with id {track_id!r}", track_id=track_id)
+
+    def find_by_cache_key(self, key: str) -> tuple[Job, int] | None:
+        """The queued or running job making exactly this track, and its position (0 = running)."""
+        current = self._current
+        if current is not None and current.cache_key == key and not current.cancel.cancelled:
+            return current, 0
+        for index, job in enumerate(self._waiting):
+            if job.cache_key == key:
+                return job, index + (1 if current is not None else 0)
+        return None
 
     def status(self) -> dict[str, Any]:
         return {
@@ -210,7 +222,7 @@ class JobQueue:
             except LofiError as exc:
                 job.state = "error"
                 log.warning("job %s failed: %s", job.track_id, exc.message)
-                self._tell("generation_error", {"track_id": job.track_id, "code": exc.code.name,
+                self._tell("generation_error", {**exc.facts, "track_id": job.track_id, "code": exc.code.name,
                                                   "message": exc.message, "hint": exc.hint})
             except Exception as exc:  # a crash inside a job must never kill the daemon
                 job.state = "error"
@@ -225,7 +237,7 @@ class JobQueue:
                 self._learn(job, self._clock() - started)
                 self._tell("generation_complete", result)
             finally:
-                self._remember(job)
+                self._remember(job, took=self._clock() - started)
                 self._current = None
 
     def _tell(self, method: str, params: dict[str, Any]) -> None:
@@ -235,7 +247,11 @@ class JobQueue:
         except Exception:
             log.exception("could not send %s", method)
 
-    def _remember(self, job: Job) -> None:
+    def _remember(self, job: Job, took: float | None = None) -> None:
+        # One line per job in the log: what was asked, and how it ended.
+        log.info("job %s %s: prompt=%r backend=%s seed=%s duration=%gs%s", job.track_id, job.state,
+                 job.request.prompt, job.backend, job.request.seed, job.request.duration_sec,
+                 f" took={took:.1f}s" if took is not None else " (never started)")
         self._finished[job.track_id] = job.state
         while len(self._finished) > 1000:
             self._finished.popitem(last=False)

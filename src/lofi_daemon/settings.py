@@ -13,13 +13,34 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .device import DEVICE_CHOICES, DTYPE_CHOICES, DevicePlan
+from .device import DEVICE_CHOICES, DTYPE_CHOICES, DevicePlan, valid_threads
+from .tracks import DIR_MODE, read_regular_file, remove_dead_temps, write_private_atomic
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "lofi.nvim"
+
+
+OUTPUT_FORMATS = ("wav", "flac", "ogg")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "device": DEVICE_CHOICES,
+    "dtype": DTYPE_CHOICES,
+    "low_vram": ("auto", "on", "off"),
+    "output_format": OUTPUT_FORMATS,
+}
+# Keys other modules read from ``extra``: what type each must have.
+EXTRA_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "ace_step_dir": (lambda v: isinstance(v, str) and 0 < len(v) < 4096, "a folder path (a string)"),
+    "ace_step_compile": (lambda v: isinstance(v, bool) or v == "always", 'true, false or "always"'),
+}
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, (dict, list)) else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
@@ -32,19 +53,36 @@ class Preferences:
     low_vram: str = "auto"
     musicgen_model: str = "facebook/musicgen-small"
     output_format: str = "wav"
+    cpu_threads: int | str = "auto"  # torch compute threads on the CPU: "auto" (physical cores) or a count
     extra: dict[str, Any] = field(default_factory=dict)  # keys we do not know survive a rewrite
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "Preferences":
+    def from_dict(cls, raw: dict[str, Any], problems: list[str] | None = None) -> "Preferences":
+        """Preferences from parsed config.json; a bad value is replaced by its default and
+        named in ``problems`` (the app logs them), so one typo never stops the daemon."""
+        problems = [] if problems is None else problems
+        prefs = cls()
         known = {f.name for f in fields(cls)} - {"extra"}
-        prefs = cls(**{k: v for k, v in raw.items() if k in known})
-        prefs.extra = {k: v for k, v in raw.items() if k not in known}
-        if prefs.device not in DEVICE_CHOICES:
-            log.warning("config: device %r is not one of %s; using auto", prefs.device, DEVICE_CHOICES)
-            prefs.device = "auto"
-        if prefs.dtype not in DTYPE_CHOICES:
-            log.warning("config: dtype %r is not one of %s; using auto", prefs.dtype, DTYPE_CHOICES)
-            prefs.dtype = "auto"
+        for key in sorted(known & set(raw)):
+            value, allowed = raw[key], CHOICES.get(key)
+            default = getattr(prefs, key)
+            if key == "cpu_threads":  # the one preference that may be a number
+                if valid_threads(value):
+                    prefs.cpu_threads = value
+                else:
+                    problems.append(f'config: cpu_threads must be "auto" or a whole number >= 1, got {_show(value)}; using {default!r}')
+            elif not isinstance(value, str) or not value or len(value) > 256:
+                problems.append(f"config: {key} must be a string, got {_show(value)}; using {default!r}")
+            elif allowed is not None and value not in allowed:
+                problems.append(f"config: {key} {value!r} is not one of {', '.join(allowed)}; using {default!r}")
+            else:
+                setattr(prefs, key, value)
+        for key in sorted(set(raw) - known):
+            check = EXTRA_CHECKS.get(key)
+            if check is not None and not check[0](raw[key]):
+                problems.append(f"config: {key} must be {check[1]}, got {_show(raw[key])}; ignoring it")
+                continue
+            prefs.extra[key] = raw[key]
         return prefs
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,6 +96,7 @@ class Settings:
     cache_dir: Path
     config_dir: Path
     prefs: Preferences = field(default_factory=Preferences)
+    problems: list[str] = field(default_factory=list)  # what was wrong in the env or config
 
     @property
     def models_dir(self) -> Path:
@@ -78,39 +117,72 @@ class Settings:
     @property
     def device_plan(self) -> DevicePlan:
         device = os.environ.get("LOFI_DEVICE", self.prefs.device)
-        return DevicePlan(preference=device, dtype=self.prefs.dtype, low_vram=self.prefs.low_vram)
+        return DevicePlan(preference=device, dtype=self.prefs.dtype, low_vram=self.prefs.low_vram,
+                          threads=self.prefs.cpu_threads)
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
         import platformdirs
 
-        cache_dir = Path(env.get("LOFI_CACHE_DIR") or platformdirs.user_cache_dir(APP_NAME, appauthor=False))
-        config_dir = Path(env.get("LOFI_CONFIG_DIR") or platformdirs.user_config_dir(APP_NAME, appauthor=False))
+        problems: list[str] = []
+        cache_dir = _absolute_dir(env, "LOFI_CACHE_DIR", problems) or Path(
+            platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+        config_dir = _absolute_dir(env, "LOFI_CONFIG_DIR", problems) or Path(
+            platformdirs.user_config_dir(APP_NAME, appauthor=False))
         settings = cls(cache_dir=cache_dir, config_dir=config_dir)
-        settings.prefs = settings._read_prefs()
+        settings.prefs = settings._read_prefs(problems)
+        settings.problems = problems
         return settings
 
     def ensure_dirs(self) -> None:
-        for d in (self.models_dir, self.tracks_dir, self.logs_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        """Create the folders, private to the user (0700): prompts and tracks are their own."""
+        for d in (self.cache_dir, self.models_dir, self.tracks_dir, self.logs_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        for d in (self.cache_dir, self.config_dir):
+            if d.is_dir():
+                make_private(d)
 
-    def _read_prefs(self) -> Preferences:
+    def _read_prefs(self, problems: list[str]) -> Preferences:
         try:
-            raw = json.loads(self.config_file.read_text(encoding="utf-8"))
+            raw = json.loads(read_regular_file(self.config_file, MAX_CONFIG_BYTES))
         except FileNotFoundError:
             return Preferences()
-        except (OSError, ValueError) as exc:
-            log.warning("config: cannot read %s (%s); using defaults", self.config_file, exc)
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
+            problems.append(f"config: cannot read {self.config_file} ({type(exc).__name__}: {exc}); using defaults")
             return Preferences()
         if not isinstance(raw, dict):
-            log.warning("config: %s is not a JSON object; using defaults", self.config_file)
+            problems.append(f"config: {self.config_file} is not a JSON object; using defaults")
             return Preferences()
-        return Preferences.from_dict(raw)
+        return Preferences.from_dict(raw, problems)
 
     def save_prefs(self) -> None:
-        """Write config.json atomically."""
-        self.config_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.config_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.prefs.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.config_file)
+        """Write config.json atomically, through a temp file only this process uses."""
+        self.config_dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        make_private(self.config_dir)
+        data = (json.dumps(self.prefs.to_dict(), indent=2) + "\n").encode("ascii")
+        write_private_atomic(self.config_file, data)
+        remove_dead_temps(self.config_dir, self.config_file.name + ".")  # left by a save that was killed
+
+
+def _absolute_dir(env: dict[str, str], name: str, problems: list[str]) -> Path | None:
+    """``env[name]`` as an absolute path; a relative one is refused (it would land wherever
+    the editor happened to start), so the default is used and the log says why."""
+    raw = env.get(name)
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        problems.append(f"{name}={raw!r} is a relative path; refusing it and using the default folder")
+        return None
+    return path
+
+
+def make_private(folder: Path) -> None:
+    """Drop group/other access from a folder of ours (0700); never fatal."""
+    try:
+        st = folder.stat()
+        if st.st_mode & 0o077:
+            os.chmod(folder, DIR_MODE)
+    except OSError as exc:
+        log.warning("cannot make %s private: %s", folder, exc)

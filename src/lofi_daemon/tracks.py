@@ -1,24 +1,59 @@
 """The track library on disk: ``tracks/<track_id>.<ext>`` plus ``<track_id>.json`` sidecars.
 
-Writes are atomic (``*.tmp`` then ``os.replace``) and the sidecar holds everything needed to
-regenerate the track. An identical request (same backend, model version, prompt, seed,
-duration, format and parameters) maps to the same cache key, so it is served from disk.
+The disk is the truth: other processes (the CLI, a second daemon) write and delete tracks in
+the same folder, so every lookup first re-reads the folder listing when its mtime moved
+(a stat call otherwise) and parses only sidecars that changed.
+
+A track is committed as one unit (``save``):
+
+1. the audio and the sidecar are written to temp names that name their owner
+   (``<final>.<pid>.<random>.tmp``), each flock-ed by the writer and fsync-ed;
+2. the audio is renamed to its final name, then the sidecar: the sidecar appearing is the
+   commit. The writer keeps its lock on the audio inode until the sidecar is in place.
+
+At start-up, temp files whose lock is free and whose owner pid is gone (or that are older than
+any write could take) are removed, and so is a final audio file with no sidecar whose lock is
+free (a writer killed between the two renames): after a crash nothing half-written remains.
+
+Every sidecar is untrusted input (caches get synced and shared): it is validated field by
+field, its ``track_id`` must have the generated form and its ``file`` must be exactly
+``<track_id>.<format>``, a regular file (not a symlink) in this folder. Anything else is
+skipped with one log line, so no sidecar can point the library at a file outside it.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
+import re
+import secrets
+import shutil
+import stat
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 
-from .errors import TrackNotFound
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
+
+from .errors import StorageError, TrackNotFound
 
 log = logging.getLogger(__name__)
+
+FORMATS = ("wav", "flac", "ogg")  # the same keys as audio.FORMATS (kept import-light here)
+TRACK_ID_RE = re.compile(r"t[0-9a-f]{12}")  # the form app.new_track_id makes
+TEMP_RE = re.compile(r"(?P<final>.+)\.(?P<pid>\d+)\.(?P<rand>[0-9a-f]+)\.tmp")
+MAX_SIDECAR_BYTES = 1 << 20
+STALE_TEMP_SEC = 3600.0  # longer than any write; a temp this old has no live writer
+MTIME_TICK_NS = 2_000_000_000  # a folder changed this recently may change again within one mtime tick
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 
 def cache_key(*, backend: str, model_version: str, prompt: str, seed: int, duration_sec: float,
@@ -31,6 +66,65 @@ def cache_key(*, backend: str, model_version: str, prompt: str, seed: int, durat
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# ----- the sidecar, validated -------------------------------------------------------------------
+
+Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Scalar = Union[bool, int, float, str, None]
+Number = Union[int, float]
+
+
+class Sidecar(BaseModel):
+    """What a sidecar may hold; unknown fields are kept only when they are small plain JSON."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    track_id: Annotated[str, StringConstraints(pattern=r"^t[0-9a-f]{12}$")]
+    file: str
+    format: Optional[Literal["wav", "flac", "ogg"]] = None
+    cache_key: Optional[Hex64] = None
+    sha256: Optional[Hex64] = None
+    prompt: str = ""
+    backend: str = ""
+    model_version: str = ""
+    seed: Optional[int] = None
+    duration_sec: Optional[Number] = None
+    requested_duration_sec: Optional[Number] = None
+    sample_rate: Optional[int] = None
+    channels: Optional[int] = None
+    generation_time_sec: Optional[Number] = None
+    created_at: Number = 0.0
+    params: dict[str, Scalar] = {}
+
+    @model_validator(mode="after")
+    def _file_is_the_tracks_own(self) -> "Sidecar":
+        stem, dot, ext = self.file.rpartition(".")
+        if not dot or stem != self.track_id or ext not in FORMATS or (self.format and self.format != ext):
+            raise ValueError(f"file {self.file!r} is not {self.track_id}.<{'|'.join(FORMATS)}>")
+        for name in ("duration_sec", "requested_duration_sec", "generation_time_sec", "created_at"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} is not a finite number")
+        return self
+
+    def meta(self) -> dict[str, Any]:
+        out = self.model_dump(exclude_none=True, exclude=set(self.model_extra or ()))
+        for key, value in (self.model_extra or {}).items():
+            if _plain_json(value, depth=2):
+                out[key] = value
+        return out
+
+
+def _plain_json(value: Any, depth: int) -> bool:
+    if isinstance(value, (bool, int, str)) or value is None:
+        return not isinstance(value, str) or len(value) <= 4096
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth <= 0 or not isinstance(value, (list, dict)) or len(value) > 256:
+        return False
+    items = value.values() if isinstance(value, dict) else value
+    return all(_plain_json(v, depth - 1) for v in items)
+
+
 @dataclass(frozen=True)
 class Track:
     track_id: str
@@ -41,59 +135,30 @@ class Track:
         return {**self.meta, "track_id": self.track_id, "path": str(self.path)}
 
 
+# ----- the library ------------------------------------------------------------------------------
+
 class TrackLibrary:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._lock = threading.Lock()  # the worker writes while the loop lists
         self._by_id: dict[str, Track] = {}
         self._by_key: dict[str, str] = {}
-        self._scan()
+        self._dir_stamp: tuple[int, int] | None = None
+        self._recheck = True
+        self._parsed: dict[str, tuple[tuple[int, int, int], Track | None]] = {}
+        self._warned: set[tuple[str, Any]] = set()
+        self.clean_up()
 
-    def _scan(self) -> None:
-        if not self.root.is_dir():
-            return
-        for sidecar in self.root.glob("*.json"):
-            try:
-                meta = json.loads(sidecar.read_text(encoding="utf-8"))
-                track_id = meta["track_id"]
-                audio = self.root / meta["file"]
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning("tracks: ignoring unreadable sidecar %s (%s)", sidecar, exc)
-                continue
-            if audio.is_file():
-                self._remember(Track(track_id, audio, meta))
-        for tmp in self.root.glob("*.tmp"):  # left by a crash mid-write
-            tmp.unlink(missing_ok=True)
-
-    def _remember(self, track: Track) -> None:
-        self._by_id[track.track_id] = track
-        if key := track.meta.get("cache_key"):
-            self._by_key[key] = track.track_id
-
+    # ----- reading (every call sees what is on disk now) ------------------------------------
     def find_cached(self, key: str) -> Track | None:
         with self._lock:
+            self._refresh()
             track_id = self._by_key.get(key)
-            track = self._by_id.get(track_id) if track_id else None
-        if track and not track.path.is_file():  # deleted behind our back
-            with self._lock:
-                self._forget(track.track_id)
-            return None
-        return track
-
-    def save(self, track_id: str, data: bytes, fmt: str, meta: dict[str, Any]) -> Track:
-        """Write audio then sidecar atomically; the sidecar appearing marks the track done."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        audio_path = self.root / f"{track_id}.{fmt}"
-        meta = {**meta, "track_id": track_id, "file": audio_path.name}
-        _write_atomic(audio_path, data)
-        _write_atomic(self.root / f"{track_id}.json", (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
-        track = Track(track_id, audio_path, meta)
-        with self._lock:
-            self._remember(track)
-        return track
+            return self._by_id.get(track_id) if track_id else None
 
     def get(self, track_id: str) -> Track:
         with self._lock:
+            self._refresh()
             track = self._by_id.get(track_id)
         if track is None:
             raise TrackNotFound(f"no track with id {track_id!r}", track_id=track_id)
@@ -101,30 +166,377 @@ class TrackLibrary:
 
     def list(self, *, backend: str | None = None, limit: int | None = None) -> list[Track]:
         with self._lock:
+            self._refresh()
             tracks = list(self._by_id.values())
         if backend:
             tracks = [t for t in tracks if t.meta.get("backend") == backend]
         tracks.sort(key=lambda t: t.meta.get("created_at", 0), reverse=True)
         return tracks[:limit] if limit else tracks
 
-    def delete(self, track_id: str) -> Track:
-        track = self.get(track_id)
-        with self._lock:
-            self._forget(track_id)
-        track.path.unlink(missing_ok=True)
-        (self.root / f"{track_id}.json").unlink(missing_ok=True)
+    def _refresh(self) -> None:
+        """Re-read the folder when it changed since the last look (a stat call when not)."""
+        try:
+            st = os.stat(self.root)
+        except OSError:
+            self._by_id, self._by_key, self._dir_stamp = {}, {}, None
+            return
+        stamp = (st.st_ino, st.st_mtime_ns)
+        if stamp == self._dir_stamp and not self._recheck:
+            return
+        scanned_at = time.time_ns()
+        try:
+            with os.scandir(self.root) as it:
+                entries = {e.name: e for e in it}
+        except OSError as exc:
+            self._warn_once(("scandir", str(exc)), "tracks: cannot list %s: %s", self.root, exc)
+            return
+        by_id: dict[str, Track] = {}
+        parsed: dict[str, tuple[tuple[int, int, int], Track | None]] = {}
+        for name, entry in entries.items():
+            if not name.endswith(".json"):
+                continue
+            track = self._sidecar_entry(entry, parsed)
+            if track is None:
+                continue
+            audio_entry = entries.get(track.path.name)
+            if audio_entry is None or not audio_entry.is_file(follow_symlinks=False):
+                continue  # audio deleted (or not a plain file): not a track any more
+            by_id[track.track_id] = track
+        self._parsed = parsed
+        self._by_id = by_id
+        self._by_key = {t.meta["cache_key"]: t.track_id for t in by_id.values() if t.meta.get("cache_key")}
+        self._dir_stamp = stamp
+        # Folder mtimes move in coarse ticks: a change in the same tick as our scan would not
+        # show as a new mtime, so a recently changed folder is listed again next time.
+        self._recheck = scanned_at - st.st_mtime_ns < MTIME_TICK_NS
+
+    def _sidecar_entry(self, entry: os.DirEntry, parsed: dict) -> Track | None:
+        name = entry.name
+        if not TRACK_ID_RE.fullmatch(name[:-5]):
+            self._warn_once(("name", name), "tracks: skipping %s: not a track sidecar name", entry.path)
+            return None
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            return None
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._parsed.get(name)
+        if cached is not None and cached[0] == sig:
+            parsed[name] = cached
+            return cached[1]
+        track = self._parse_sidecar(Path(entry.path), st)
+        parsed[name] = (sig, track)
         return track
 
-    def _forget(self, track_id: str) -> None:
-        track = self._by_id.pop(track_id, None)
-        if track and (key := track.meta.get("cache_key")):
-            self._by_key.pop(key, None)
+    def _parse_sidecar(self, path: Path, st: os.stat_result) -> Track | None:
+        def skip(why: str) -> None:
+            self._warn_once(("sidecar", path.name, st.st_mtime_ns), "tracks: skipping sidecar %s: %s", path, why)
+
+        if not stat.S_ISREG(st.st_mode):
+            skip("not a regular file (a symlink or a device)")
+            return None
+        if st.st_size > MAX_SIDECAR_BYTES:
+            skip(f"{st.st_size} bytes, more than a sidecar can be")
+            return None
+        try:
+            raw = json.loads(read_regular_file(path, MAX_SIDECAR_BYTES))
+            sidecar = Sidecar.model_validate(raw)
+        except (OSError, ValueError, RecursionError) as exc:  # ValidationError is a ValueError
+            skip(_short(exc))
+            return None
+        if path.name != f"{sidecar.track_id}.json":
+            skip(f"track_id {sidecar.track_id!r} does not match the file name")
+            return None
+        meta = sidecar.meta()
+        meta.setdefault("format", sidecar.file.rsplit(".", 1)[1])
+        return Track(sidecar.track_id, self.root / sidecar.file, meta)
+
+    def _warn_once(self, key: tuple[str, Any], msg: str, *args: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(msg, *args)
+
+    # ----- writing --------------------------------------------------------------------------
+    def save(self, track_id: str, data: bytes, fmt: str, meta: dict[str, Any], *,
+             before_commit: Callable[[], None] | None = None) -> Track:
+        """Commit audio and sidecar as one unit (see the module doc); the sidecar marks it done.
+
+        ``before_commit`` runs just before the first rename (a cancel check: raising there
+        leaves nothing behind). OS failures become STORAGE_ERROR naming the path and a fix.
+        """
+        if not TRACK_ID_RE.fullmatch(track_id) or fmt not in FORMATS:
+            raise ValueError(f"not a track id and format: {track_id!r}, {fmt!r}")
+        audio_path = self.root / f"{track_id}.{fmt}"
+        sidecar_path = self.root / f"{track_id}.json"
+        meta = {**meta, "track_id": track_id, "file": audio_path.name, "format": fmt,
+                "sha256": hashlib.sha256(data).hexdigest()}
+        sidecar_bytes = (json.dumps(meta, indent=2) + "\n").encode("ascii")  # ASCII: a lone surrogate cannot break it
+        needed = len(data) + len(sidecar_bytes)
+        self._ensure_root()
+        audio_tmp = sidecar_tmp = None
+        audio_placed = committed = False
+        current = self.root
+        try:
+            current = audio_path
+            audio_tmp = OwnedTemp.create(audio_path)
+            audio_tmp.write(data)
+            current = sidecar_path
+            sidecar_tmp = OwnedTemp.create(sidecar_path)
+            sidecar_tmp.write(sidecar_bytes)
+            if before_commit is not None:
+                before_commit()
+            current = audio_tmp.path
+            os.replace(audio_tmp.path, audio_path)
+            audio_placed = True
+            current = sidecar_tmp.path
+            os.replace(sidecar_tmp.path, sidecar_path)
+            committed = True
+            fsync_dir(self.root)
+        except OSError as exc:
+            raise storage_error(exc, current, needed_bytes=needed) from exc
+        finally:
+            for tmp in (sidecar_tmp, audio_tmp):
+                if tmp is not None:
+                    if not committed:
+                        tmp.path.unlink(missing_ok=True)
+                    tmp.close()  # releases the lock: only now may a cleaner judge the audio
+            if audio_placed and not committed:
+                audio_path.unlink(missing_ok=True)
+        track = Track(track_id, audio_path, meta)
+        with self._lock:
+            self._recheck = True
+        return track
+
+    def delete(self, track_id: str) -> Track:
+        track = self.get(track_id)
+        sidecar = self.root / f"{track_id}.json"
+        try:  # the sidecar first: a crash in between leaves an orphan audio the next start removes
+            sidecar.unlink(missing_ok=True)
+            track.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, sidecar) from exc
+        with self._lock:
+            self._recheck = True
+        return track
+
+    def _ensure_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        except OSError as exc:
+            raise storage_error(exc, self.root) from exc
+        if not self.root.is_dir():
+            raise storage_error(OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), self.root)
+
+    # ----- start-up cleanup -------------------------------------------------------------------
+    def clean_up(self) -> list[Path]:
+        """Remove what dead writers left: their temp files and audio they never committed."""
+        removed: list[Path] = []
+        try:
+            with os.scandir(self.root) as it:
+                entries = {e.name: e for e in it}
+        except OSError:
+            return removed
+        for name, entry in entries.items():
+            path = Path(entry.path)
+            if name.endswith(".tmp"):
+                if temp_is_dead(path) and _unlink_if_unlocked(path):
+                    removed.append(path)
+                continue
+            stem, dot, ext = name.rpartition(".")
+            if (dot and ext in FORMATS and TRACK_ID_RE.fullmatch(stem) and f"{stem}.json" not in entries
+                    and entry.is_file(follow_symlinks=False)
+                    and _unlink_if_unlocked(path, unless_exists=self.root / f"{stem}.json")):
+                removed.append(path)
+        for path in removed:
+            log.info("tracks: removed %s, left by a writer that stopped before committing", path)
+        return removed
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+# ----- files: owned temp files, locks, errors -----------------------------------------------------
+
+class OwnedTemp:
+    """A new private file ``<final>.<pid>.<random>.tmp``, flock-ed while its owner lives."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    @classmethod
+    def create(cls, final: Path) -> "OwnedTemp":
+        path = final.with_name(f"{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a file system without locks: the pid in the name still protects it
+        return cls(path, fd)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view[:1 << 22]):]
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def write_private_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` through an owned temp file (never through a symlink)."""
+    tmp = OwnedTemp.create(path)
+    try:
+        tmp.write(data)
+        os.replace(tmp.path, path)
+    except BaseException:
+        tmp.path.unlink(missing_ok=True)
+        raise
+    finally:
+        tmp.close()
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """Read a regular file of at most ``limit`` bytes without blocking on a FIFO or device."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"larger than {limit} bytes")
+        chunks, total = [], 0
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise ValueError(f"larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_dead_temps(folder: Path, prefix: str) -> list[Path]:
+    """Remove ``<prefix>*.tmp`` files in ``folder`` that no live writer owns."""
+    removed = []
+    for path in folder.glob(f"{prefix}*.tmp"):
+        if temp_is_dead(path) and _unlink_if_unlocked(path):
+            removed.append(path)
+    return removed
+
+
+def temp_is_dead(path: Path) -> bool:
+    """Whether no writer can still own this temp file: its pid is gone, or it is very old."""
+    name = path.name
+    try:
+        age = time.time() - path.lstat().st_mtime
+    except OSError:
+        return False
+    if age > STALE_TEMP_SEC:
+        return True
+    match = TEMP_RE.fullmatch(name)
+    if match is None:
+        return False  # not a name we make; only its age can tell
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
+
+
+def _unlink_if_unlocked(path: Path, unless_exists: Path | None = None) -> bool:
+    """Remove ``path`` unless a live writer holds its lock (or ``unless_exists`` appeared)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError:
+            pass
+        if unless_exists is not None and os.path.lexists(unless_exists):
+            return False  # its writer committed after all
+        path.unlink(missing_ok=True)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def storage_error(exc: OSError, path: Path, *, needed_bytes: int = 0) -> StorageError:
+    """A STORAGE_ERROR naming the path, the OS error and what the user can do about it."""
+    code = errno.errorcode.get(exc.errno or 0, "OSError")
+    os_error = f"{code}: {exc.strerror or exc}"
+    folder = path if path.is_dir() else path.parent
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = _free_bytes(folder)
+        short_mb = max(1, math.ceil((needed_bytes - free) / 1e6) + 1) if needed_bytes else 1
+        hint = (f"Free {short_mb} MB on {_mount_point(folder)} (or set LOFI_CACHE_DIR to a bigger disk), "
+                "then generate again.")
+        message = f"the disk holding {folder} is full"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = f"{folder} is not writable: fix its permissions or set LOFI_CACHE_DIR to a writable folder."
+        message = f"cannot write in {folder}"
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        blocker = _first_non_dir(path)
+        hint = f"{blocker} is a file where a folder should be: move it away or set LOFI_CACHE_DIR."
+        message = f"cannot create the folder {path}"
+    elif exc.errno == errno.ENOENT and path.name.endswith(".tmp"):
+        hint = "Another program removed the file while it was being written; generate again."
+        message = f"the temporary file {path} vanished while the track was being written"
+    else:
+        hint = f"Check the cache dir {folder} (space, permissions), then try again."
+        message = f"cannot write {path}"
+    return StorageError(f"{message} ({os_error})", hint=hint, path=str(path), os_error=os_error)
+
+
+def _free_bytes(path: Path) -> int:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return 0
+
+
+def _mount_point(path: Path) -> Path:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    probe = probe.resolve()
+    while not os.path.ismount(probe) and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def _first_non_dir(path: Path) -> Path:
+    for candidate in [*reversed(path.parents), path]:
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return path
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
+    return f"{type(exc).__name__}: {exc}"[:300]

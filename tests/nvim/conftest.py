@@ -34,6 +34,7 @@ def child_env(tmp_path, monkeypatch) -> dict[str, str]:
         "XDG_DATA_HOME": str(tmp_path / "xdg" / "data"),
         "XDG_STATE_HOME": str(tmp_path / "xdg" / "state"),
         "XDG_CACHE_HOME": str(tmp_path / "xdg" / "cache"),
+        "LOFI_PLAYBACK": "local",  # the daemon plays here, also when the tests run over ssh
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -57,13 +58,15 @@ def uninstalled_nvim(nvim_bin, tmp_path, child_env):
 
 
 @pytest.fixture
-def nvim(bare_nvim, fake_player):
-    """The usual child: setup() pointing at the real daemon and the fake player."""
+def nvim(bare_nvim, tmp_path):
+    """The usual child: setup() pointing at the real daemon, whose player writes to a capture
+    file at real-time pace (tests/nvim/test_playback.py covers playback itself)."""
     bare_nvim.setup(
         daemon_cmd=DAEMON_CMD,
         log_file=str(bare_nvim.daemon_log),
-        player={"cmd": [str(fake_player.path)]},
+        player={"sink": f"capture {tmp_path / 'sink.f32'} 1"},
         progress={"done_ms": 60000},
+        autoplay=False,
     )
     return bare_nvim
 

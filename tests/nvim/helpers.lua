@@ -8,6 +8,7 @@ _G.T = {
   asked = {}, -- what vim.ui asked: {kind, prompt, labels}
 }
 
+T.builtin_notify = vim.notify -- for tests of what the built-in one shows
 vim.notify = function(msg, level)
   table.insert(T.notes, { msg = msg, level = level or vim.log.levels.INFO })
 end

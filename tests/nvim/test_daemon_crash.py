@@ -58,12 +58,13 @@ def test_a_daemon_that_cannot_be_found_is_one_clear_error(bare_nvim):
     assert "Fix daemon_cmd" in message
 
 
-def test_quitting_neovim_shuts_the_daemon_and_the_player_down(nvim, fake_player):
+def test_quitting_neovim_shuts_the_daemon_and_the_player_down(nvim):
     nvim.cmd("LofiGenerate goodbye 5")
     nvim.wait_done()
-    nvim.wait("return require('lofi.player').now_playing() ~= nil", 5, "the player")
+    nvim.cmd("LofiPlay last")
+    nvim.wait("return require('lofi.playback').now_playing() ~= nil", 10, "the player")
     daemon_pid = nvim.lua("return require('lofi.daemon').pid()")
-    player_pid = fake_player.last_call()[0]
+    player_pid = nvim.call("get_playback")["result"]["worker_pid"]  # the daemon's playback worker
     nvim.quit()
     assert wait_gone(daemon_pid, 5), "the daemon outlived Neovim"
     assert wait_gone(player_pid, 5), "the player outlived Neovim"

@@ -6,6 +6,7 @@ arguments: Python and pip are the outside world here, the step orchestration is 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import stat
@@ -41,7 +42,11 @@ if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
   mkdir -p "$3/bin" && cp "$0" "$3/bin/python"
 fi
 if [ "$1" = "-m" ] && [ "$2" = "pip" ] && [ -n "$FAKE_PIP_FAILS" ]; then
+  echo "Collecting torch"
+  echo "ERROR: Could not find a version that satisfies the requirement torch (from versions: none)" >&2
   echo "ERROR: No matching distribution found for torch" >&2
+  i=0; while [ $i -lt 30 ]; do echo "  noise line $i" >&2; i=$((i+1)); done
+  echo "See above for output." >&2
   exit 1
 fi
 exit 0
@@ -86,15 +91,23 @@ def test_lofi_install_again_reuses_the_venv(copy_nvim, plugin_copy, fake_python)
     assert calls(log) == [f"{plugin_copy}/.venv/bin/python -m pip install --upgrade --disable-pip-version-check {plugin_copy}"]
 
 
-def test_a_failing_pip_is_one_error_with_its_output(copy_nvim, fake_python):
+def test_a_failing_pip_is_one_line_quoting_pips_errors_with_the_full_output_in_a_log(copy_nvim, fake_python, tmp_path):
     python, _ = fake_python
     copy_nvim.lua("vim.env.FAKE_PIP_FAILS = '1'")
     copy_nvim.setup(install={"python": str(python)})
     copy_nvim.cmd("LofiInstall models")
     copy_nvim.wait("return #T.messages(vim.log.levels.ERROR) > 0", 30, "the failure")
     (error,) = copy_nvim.messages(4)
+    assert "\n" not in error
     assert "install the daemon with models failed (exit 1)" in error
-    assert "No matching distribution found for torch" in error
+    assert "ERROR: Could not find a version that satisfies the requirement torch" in error
+    assert "ERROR: No matching distribution found for torch" in error
+    assert "noise line" not in error and "See above" not in error
+    log = tmp_path / "xdg" / "state" / "nvim" / "lofi-install.log"
+    assert copy_nvim.lua("return require('lofi.install').log_file()") == str(log)
+    assert f"The full output is in {log}" in error
+    full = log.read_text()
+    assert "noise line 29" in full and "Collecting torch" in full and "-m pip install" in full
 
 
 def test_build_lua_runs_the_same_steps_headless(nvim_bin, plugin_copy, fake_python, child_env):
@@ -110,6 +123,34 @@ def test_build_lua_runs_the_same_steps_headless(nvim_bin, plugin_copy, fake_pyth
                              capture_output=True, text=True, env={**env, "FAKE_PIP_FAILS": "1"}, timeout=60)
     assert failing.returncode != 0
     assert "No matching distribution found for torch" in failing.stderr
+
+
+LAZY_BUILD = Path(__file__).with_name("lazy_build.lua")
+
+
+@pytest.mark.parametrize("form", ["table", "function"])
+def test_lazy_build_uses_the_install_options_of_the_lazy_spec(nvim_bin, plugin_copy, fake_python, child_env, form):
+    # The documented spec: { build = "build.lua", opts = { install = { python = ..., extras = { "models" } } } }
+    python, log = fake_python
+    opts = json.dumps({"install": {"python": str(python), "extras": ["models"]}})
+    result = subprocess.run([nvim_bin, "--headless", "--clean", "-l", str(LAZY_BUILD), str(plugin_copy), opts, form],
+                            capture_output=True, text=True, env={**child_env, "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    venv = plugin_copy / ".venv"
+    assert calls(log) == [
+        f"{python} -m venv {venv}",
+        f"{venv}/bin/python -m pip install --upgrade --disable-pip-version-check {plugin_copy}[models]",
+    ]
+    assert "LOG install options from the lazy.nvim spec (opts.install)" in result.stdout
+    assert f"LOG done: {venv}/bin/lofi-daemon" in result.stdout
+
+
+def test_lazy_build_refuses_a_bad_install_option_by_name(nvim_bin, plugin_copy, fake_python, child_env):
+    opts = json.dumps({"install": {"extras": "models"}})
+    result = subprocess.run([nvim_bin, "--headless", "--clean", "-l", str(LAZY_BUILD), str(plugin_copy), opts],
+                            capture_output=True, text=True, env={**child_env, "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert result.returncode != 0
+    assert "install.extras must be a list of strings" in result.stdout
 
 
 def test_the_daemon_in_the_plugin_venv_is_found_first(copy_nvim, plugin_copy):
@@ -133,3 +174,42 @@ def test_help_tags_build_and_every_command_has_help(nvim_bin, tmp_path):
     assert plugin_commands and {f":{c}" for c in plugin_commands} <= tags
     assert {"lofi", "lofi-config", "lofi-api", "lofi-events", "lofi-statusline", "lofi-troubleshooting",
             "LofiProgress", "LofiDone"} <= tags
+
+
+@pytest.fixture
+def busy_copy_nvim(copy_nvim, fake_python):
+    python, _ = fake_python
+    copy_nvim.setup(daemon_cmd=[sys.executable, "-m", "lofi_daemon"], autoplay=False, install={"python": str(python)},
+                    progress={"done_ms": 60000})
+    copy_nvim.lua("require('lofi').generate({ prompt = 'busy while installing', duration = 60 })")
+    copy_nvim.wait("return require('lofi').status().current ~= nil", 30, "the track to start")
+    return copy_nvim
+
+
+def test_install_during_a_generation_asks_and_can_wait_for_the_track(busy_copy_nvim, fake_python):
+    nvim = busy_copy_nvim
+    _, log = fake_python
+    pid = nvim.lua("return require('lofi.daemon').pid()")
+    nvim.lua("table.insert(T.selects, 'after these tracks')")
+    nvim.cmd("LofiInstall")
+    asked = nvim.lua("return T.asked[#T.asked]")
+    assert asked["prompt"] == "lofi: 1 track is generating or queued; installing restarts the daemon"
+    (done,) = nvim.wait_done(1, timeout=120)
+    assert done["status"] == "complete", nvim.messages()
+    assert len(calls(log)) == 2
+    assert any(m.endswith("/bin/lofi-daemon; the daemon restarts after 1 track") for m in nvim.messages())
+    assert not any("cancelled" in m for m in nvim.messages())
+    # The daemon was restarted only after the track: the next request starts a new one.
+    nvim.wait("return not require('lofi.daemon').is_running()", 15, "the old daemon to stop")
+    assert nvim.call("ping")["result"]["status"] == "ok"
+    assert nvim.lua("return require('lofi.daemon').pid()") != pid
+
+
+def test_install_during_a_generation_can_be_declined(busy_copy_nvim, fake_python):
+    nvim = busy_copy_nvim
+    _, log = fake_python
+    nvim.lua("table.insert(T.selects, \"Don't install\")")
+    nvim.cmd("LofiInstall")
+    assert nvim.messages()[-1] == "lofi: not installing"
+    assert calls(log) == []
+    assert nvim.lua("return require('lofi').status().current ~= nil")

@@ -26,7 +26,7 @@ def musicgen_hub(tiny_musicgen_files):
 
 def setup_child(nvim, fake_player, endpoint: str) -> None:
     # A user's environment has no HF_HUB_OFFLINE (the test environment sets it to 1).
-    nvim.setup(daemon_cmd=DAEMON_CMD, log_file=str(nvim.daemon_log), player={"cmd": [str(fake_player.path)]},
+    nvim.setup(daemon_cmd=DAEMON_CMD, log_file=str(nvim.daemon_log), autoplay=False,
                daemon_env={"HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0"}, progress={"done_ms": 60000})
 
 
@@ -88,8 +88,8 @@ def test_switching_to_a_backend_that_is_not_installed_points_to_setup(nvim):
 
 def test_setup_of_a_backend_without_weights_says_it_is_ready(nvim):
     nvim.cmd("LofiSetup procedural")
-    nvim.wait("return #T.messages() > 0", 15, "a message")
-    assert nvim.messages() == ["lofi: procedural is already installed"]
+    nvim.wait("return #T.messages() > 1", 15, "a message")
+    assert nvim.messages() == ["lofi: procedural: connecting…", "lofi: procedural is already installed"]
 
 
 def test_generating_on_an_uninstalled_backend_tells_to_run_setup(nvim):
@@ -97,3 +97,56 @@ def test_generating_on_an_uninstalled_backend_tells_to_run_setup(nvim):
     nvim.wait("return #T.messages() > 0", 15, "a message")
     (message,) = nvim.messages()
     assert ":LofiSetup ace-step" in message
+
+
+@pytest.fixture
+def core_only_nvim(bare_nvim, fake_player, tmp_path):
+    """The daemon of a core install: torch, transformers and diffusers are not importable."""
+    site = tmp_path / "core-only"
+    site.mkdir()
+    # A package set to None in sys.modules is one Python cannot import or find.
+    (site / "sitecustomize.py").write_text(
+        "import sys\nfor name in ('torch', 'transformers', 'diffusers', 'torchaudio'):\n    sys.modules[name] = None\n")
+    bare_nvim.setup(daemon_cmd=DAEMON_CMD, log_file=str(bare_nvim.daemon_log), player={"cmd": [str(fake_player.path)]},
+                    daemon_env={"PYTHONPATH": str(site)}, progress={"done_ms": 60000})
+    return bare_nvim
+
+
+def test_without_the_model_libraries_advice_says_install_models_first(core_only_nvim):
+    nvim = core_only_nvim
+    nvim.cmd("LofiGenerate rain 5s backend=musicgen")
+    nvim.wait("return #T.messages(vim.log.levels.WARN) > 0", 15, "the refusal")
+    (refusal,) = nvim.messages(3)
+    assert "First :LofiInstall models (the model libraries), then :LofiSetup musicgen." in refusal
+
+    nvim.cmd("checkhealth lofi")
+    nvim.wait("return vim.bo.filetype == 'checkhealth' and vim.api.nvim_buf_line_count(0) > 10", 120, "the report")
+    report = "\n".join(nvim.nvim.current.buffer[:])
+    assert "musicgen: not installed - needs torch, transformers: first :LofiInstall models, then :LofiSetup musicgen" in report
+    assert "ace_step: not installed, 8.3 GB - needs torch, transformers, diffusers: first :LofiInstall models" in report
+
+
+def test_setup_without_the_model_libraries_asks_before_downloading(core_only_nvim):
+    nvim = core_only_nvim
+    nvim.lua("table.insert(T.selects, 'Cancel')")
+    nvim.cmd("LofiSetup musicgen")
+    nvim.wait("return #T.asked > 0", 15, "the question")
+    asked = nvim.lua("return T.asked[1]")
+    assert asked["prompt"] == "lofi: musicgen needs torch, transformers, which are not installed"
+    assert asked["labels"][0] == "Install the model libraries first (:LofiInstall models)"
+    assert nvim.lua("return vim.tbl_isempty(require('lofi.jobs').downloads())")
+    assert not any("downloading" in m for m in nvim.messages())
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:1", "http://lofi-offline.invalid"])
+def test_setup_offline_says_connecting_at_once_then_cannot_reach_the_hub(bare_nvim, fake_player, endpoint):
+    nvim = bare_nvim
+    setup_child(nvim, fake_player, endpoint)  # refused, or a name that never resolves
+    nvim.cmd("LofiSetup musicgen")
+    assert nvim.messages() == ["lofi: musicgen: connecting…"]  # before any answer
+    (done,) = nvim.wait_done(1, kind="download", timeout=60)
+    assert done["status"] == "error"
+    (error,) = nvim.messages(4)
+    assert f"cannot reach the model hub at {endpoint} (offline?)" in error
+    assert "Check the network connection (or HF_ENDPOINT), then run :LofiSetup musicgen again." in error
+    assert "Errno" not in error

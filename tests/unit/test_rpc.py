@@ -42,10 +42,10 @@ def test_decode_rejects_invalid_utf8_and_nan():
     assert framing.decode('{"a":"é"}'.encode()) == {"a": "é"}
 
 
-def test_encode_is_one_compact_utf8_line():
-    data = framing.encode({"b": "é", "a": [1, 2]})
-    assert data.endswith(b"\n") and data.count(b"\n") == 1
-    assert json.loads(data) == {"b": "é", "a": [1, 2]} and "é".encode() in data
+def test_encode_is_one_compact_ascii_line_that_round_trips_any_decoded_string():
+    data = framing.encode({"b": "é", "a": [1, 2], "s": "\ud800"})
+    assert data.endswith(b"\n") and data.count(b"\n") == 1 and data.isascii()
+    assert json.loads(data) == {"b": "é", "a": [1, 2], "s": "\ud800"}
 
 
 def test_params_reject_unknown_fields_and_wrong_types():
@@ -117,6 +117,8 @@ def test_a_reply_that_cannot_be_encoded_becomes_an_internal_error_not_a_crash():
     from lofi_daemon.rpc.server import Server
 
     out = io.BytesIO()
-    Server(Dispatcher(), io.BytesIO(), out).send({"jsonrpc": "2.0", "id": 7, "result": {"x": float("nan")}})
+    server = Server(Dispatcher(), io.BytesIO(), out)
+    server.send({"jsonrpc": "2.0", "id": 7, "result": {"x": float("nan")}})
+    assert server.flush(timeout=10)  # the writer thread has written it
     reply = json.loads(out.getvalue())
     assert reply["id"] == 7 and reply["error"]["code"] == -32603

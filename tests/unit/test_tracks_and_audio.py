@@ -12,6 +12,10 @@ from lofi_daemon.errors import TrackNotFound
 from lofi_daemon.tracks import TrackLibrary, cache_key
 
 
+T1, T2 = "t" + "1" * 12, "t" + "2" * 12
+K1 = "a" * 64
+
+
 def key(**over):
     args = dict(backend="procedural", model_version="1", prompt="rain", seed=1, duration_sec=5.0, fmt="wav",
                 params={"a": 1})
@@ -29,43 +33,45 @@ def test_cache_key_changes_with_every_input_that_changes_the_audio():
 
 def test_saved_tracks_are_found_by_id_and_key_and_survive_a_rescan(tmp_path):
     lib = TrackLibrary(tmp_path)
-    track = lib.save("t1", b"RIFFdata", "wav", {"cache_key": "k1", "prompt": "rain", "created_at": 1})
+    track = lib.save(T1, b"RIFFdata", "wav", {"cache_key": K1, "prompt": "rain", "created_at": 1})
     assert track.path.read_bytes() == b"RIFFdata"
-    assert json.loads((tmp_path / "t1.json").read_text())["prompt"] == "rain"
+    assert json.loads((tmp_path / f"{T1}.json").read_text())["prompt"] == "rain"
     assert not list(tmp_path.glob("*.tmp"))
     again = TrackLibrary(tmp_path)
-    assert again.get("t1").path == track.path and again.find_cached("k1").track_id == "t1"
+    assert again.get(T1).path == track.path and again.find_cached(K1).track_id == T1
 
 
 def test_a_track_deleted_behind_our_back_is_not_served_from_cache(tmp_path):
     lib = TrackLibrary(tmp_path)
-    lib.save("t1", b"x", "wav", {"cache_key": "k1"})
-    (tmp_path / "t1.wav").unlink()
-    assert lib.find_cached("k1") is None
+    lib.save(T1, b"x", "wav", {"cache_key": K1})
+    (tmp_path / f"{T1}.wav").unlink()
+    assert lib.find_cached(K1) is None
 
 
-def test_unreadable_sidecars_and_leftover_temp_files_are_ignored(tmp_path):
-    (tmp_path / "bad.json").write_text("{not json")
-    (tmp_path / "t9.wav.tmp").write_bytes(b"half")
+def test_unreadable_sidecars_and_temp_files_of_dead_writers_are_ignored(tmp_path):
+    (tmp_path / f"{T2}.json").write_text("{not json")
+    (tmp_path / f"{T2}.wav").write_bytes(b"RIFF")
+    dead_pid = 2**22 + 1  # above pid_max: no such process
+    (tmp_path / f"{T1}.wav.{dead_pid}.00ff.tmp").write_bytes(b"half")
     lib = TrackLibrary(tmp_path)
-    assert lib.list() == [] and not (tmp_path / "t9.wav.tmp").exists()
+    assert lib.list() == [] and not (tmp_path / f"{T1}.wav.{dead_pid}.00ff.tmp").exists()
 
 
 def test_delete_removes_audio_and_sidecar(tmp_path):
     lib = TrackLibrary(tmp_path)
-    lib.save("t1", b"x", "wav", {})
-    lib.delete("t1")
+    lib.save(T1, b"x", "wav", {})
+    lib.delete(T1)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(TrackNotFound):
-        lib.get("t1")
+        lib.get(T1)
 
 
 def test_list_is_newest_first_and_filters_by_backend(tmp_path):
     lib = TrackLibrary(tmp_path)
-    lib.save("old", b"x", "wav", {"created_at": 1, "backend": "procedural"})
-    lib.save("new", b"x", "wav", {"created_at": 2, "backend": "musicgen"})
-    assert [t.track_id for t in lib.list()] == ["new", "old"]
-    assert [t.track_id for t in lib.list(backend="procedural")] == ["old"]
+    lib.save(T1, b"x", "wav", {"created_at": 1, "backend": "procedural"})
+    lib.save(T2, b"x", "wav", {"created_at": 2, "backend": "musicgen"})
+    assert [t.track_id for t in lib.list()] == [T2, T1]
+    assert [t.track_id for t in lib.list(backend="procedural")] == [T1]
 
 
 def test_finish_resamples_to_48k_stereo_with_faded_edges():

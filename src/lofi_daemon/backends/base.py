@@ -91,15 +91,18 @@ class Capabilities:
     def param(self, name: str) -> ParamSpec | None:
         return next((p for p in self.parameters if p.name == name), None)
 
-    def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
+    def resolve_params(self, given: dict[str, Any], backend: str = "this backend") -> dict[str, Any]:
         """Validate ``given`` and fill in defaults; unknown names are INVALID_PARAMS."""
         known = {p.name for p in self.parameters}
         unknown = sorted(set(given) - known)
         if unknown:
             raise InvalidParams(
-                f"unknown parameter(s) for this backend: {', '.join(unknown)}",
+                f"unknown parameter(s) for {backend}: {', '.join(unknown)}",
                 field=unknown[0],
+                unknown=unknown,
                 allowed=sorted(known),
+                backend=backend,
+                hint=f"{backend} takes " + (", ".join(sorted(known)) if known else "no parameters") + ".",
             )
         return {p.name: p.validate(given[p.name]) if p.name in given else p.default for p in self.parameters}
 
@@ -138,9 +141,22 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._committed = False
 
-    def cancel(self) -> None:
-        self._event.set()
+    def cancel(self) -> bool:
+        """Ask the job to stop; False when it is too late (its result is being committed)."""
+        with self._lock:
+            if self._committed:
+                return False
+            self._event.set()
+            return True
+
+    def commit(self) -> None:
+        """The point of no return: raise ``JobCancelled`` if cancelled, else refuse later cancels."""
+        with self._lock:
+            self.check()
+            self._committed = True
 
     @property
     def cancelled(self) -> bool:
@@ -160,6 +176,14 @@ class Backend(ABC):
     model_version: str = ""
     #: False for backends with nothing to load or unload (no weights).
     has_weights: bool = True
+    #: Top-level Python packages ``load`` imports (the ``models`` extra); checked without importing.
+    requires: tuple[str, ...] = ()
+
+    def missing_libraries(self) -> list[str]:
+        """The packages of ``requires`` that are not installed (found with find_spec, no import)."""
+        import importlib.util
+
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
     @abstractmethod
     def capabilities(self) -> Capabilities: ...

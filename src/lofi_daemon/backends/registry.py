@@ -125,6 +125,8 @@ class BackendRegistry:
             "parameters": [p.describe() for p in caps.parameters],
             "size_bytes": backend.size_bytes(),
             "model_version": backend.model_version,
+            # Python packages the backend needs and lacks: `:LofiInstall models` comes first.
+            "missing_libraries": backend.missing_libraries(),
         }
 
     # ----- models in memory (worker thread) ---------------------------------------------------

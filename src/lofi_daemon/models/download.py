@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 from ..backends.base import CancelToken
 from ..errors import DownloadFailed
-from .hub import Hub, RemoteFile, TransientError
+from .hub import Hub, HubUnreachable, RemoteFile, TransientError
 from .lock import RepoLock
 from .manifest import ModelManifest, is_commit_hash
 from .progress import DownloadProgress, ProgressTracker
@@ -363,6 +363,9 @@ class _Job:
             self.cancel.check()
             try:
                 return call()
+            except HubUnreachable as exc:
+                raise DownloadFailed(str(exc), hint=f"Check the network connection (or HF_ENDPOINT), then run "
+                                     f"{self.setup} again.", attempts=attempt) from exc
             except TransientError as exc:
                 if attempt == self.retry.attempts:
                     raise DownloadFailed(

@@ -33,6 +33,12 @@ class TransientError(Exception):
     """A failure a retry may fix (network trouble, server error, short read)."""
 
 
+class HubUnreachable(TransientError):
+    """No connection to the hub at all (no DNS answer, connection refused): offline, most likely.
+
+    Retrying the first contact only makes the user wait; a file already downloading retries."""
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     path: str
@@ -152,9 +158,25 @@ class _translated:
             if status >= 500 or status in (408, 429) or status == 0:
                 raise TransientError(f"hub answered {status} for {self.what}") from exc
             raise http_failure(status, self.what, self.repo_id) from exc
+        import httpx2
+
+        if isinstance(exc, (httpx2.ConnectError, ConnectionRefusedError)) or _is_name_error(exc):
+            from huggingface_hub import constants
+
+            raise HubUnreachable(f"cannot reach the model hub at {constants.ENDPOINT} (offline?)") from exc
         if isinstance(exc, Hub.transport_errors()):
             raise TransientError(f"network error for {self.what}: {exc}") from exc
         return False
+
+
+def _is_name_error(exc: BaseException) -> bool:
+    import socket
+
+    while exc is not None:
+        if isinstance(exc, socket.gaierror):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
 def http_failure(status: int, what: str, repo_id: str) -> DownloadFailed:

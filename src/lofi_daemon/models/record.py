@@ -80,6 +80,7 @@ class InstallRecord:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "InstallRecord":
+        _check_shape(raw)
         return cls(
             backend=raw["backend"],
             repo_id=raw["repo_id"],
@@ -98,7 +99,7 @@ class InstallRecord:
             return cls.from_dict(raw)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             # A damaged record only costs a re-verification: setup rebuilds it.
             log.warning("ignoring unreadable install record %s: %s", path, exc)
             return None
@@ -108,3 +109,36 @@ class InstallRecord:
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, path)
+
+
+def _check_shape(raw: Any) -> None:
+    """Type-check a record read from disk (untrusted input); raises ValueError naming the field."""
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ValueError(f"install record: {what}")
+
+    need(isinstance(raw, dict), "not a JSON object")
+    for key in ("backend", "repo_id", "revision", "commit"):
+        need(isinstance(raw.get(key), str), f"{key} must be a string")
+    files = raw.get("files")
+    need(isinstance(files, list), "files must be a list")
+    for f in files:
+        need(isinstance(f, dict) and set(f) <= {"path", "component", "size", "sha256", "git_oid"}, "bad file entry")
+        path = f.get("path")
+        need(isinstance(path, str) and _is_inside(path), f"file path {path!r} must stay inside the snapshot")
+        need(isinstance(f.get("component"), str), f"{path}: component must be a string")
+        need(type(f.get("size")) is int and f["size"] >= 0, f"{path}: size must be a whole number")
+        for key in ("sha256", "git_oid"):
+            need(f.get(key) is None or isinstance(f[key], str), f"{path}: {key} must be a string")
+    need(isinstance(raw.get("complete", False), bool), "complete must be true or false")
+    verified = raw.get("verified", {})
+    need(isinstance(verified, dict) and all(
+        isinstance(v, list) and len(v) == 2 and all(type(n) is int for n in v) for v in verified.values()),
+        "verified must map paths to [size, mtime_ns]")
+    bad = raw.get("bad", [])
+    need(isinstance(bad, list) and all(isinstance(b, str) for b in bad), "bad must be a list of paths")
+
+
+def _is_inside(rel: str) -> bool:
+    parts = rel.replace("\\", "/").split("/")
+    return bool(rel) and not rel.startswith("/") and ".." not in parts and "" not in parts

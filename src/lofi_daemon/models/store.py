@@ -100,6 +100,12 @@ class ModelStore:
     def is_installed(self, manifest: ModelManifest) -> bool:
         return self.status(manifest) == "installed"
 
+    def needs_repair(self, manifest: ModelManifest) -> bool:
+        """Installed, but a file changed since its last good check (size or mtime) fails
+        its checksum now. What setup asks before saying "nothing to download": it re-hashes
+        only changed files, and marks bad ones so the download repairs just those."""
+        return self.is_installed(manifest) and bool(self.verify(manifest, full=False))
+
     def size_bytes(self, manifest: ModelManifest) -> int:
         """Bytes of this model's finished files on disk."""
         snap = self.snapshot_dir(manifest)

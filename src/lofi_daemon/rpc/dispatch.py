@@ -11,6 +11,7 @@ import math
 from typing import Any, Awaitable, Callable
 
 from ..errors import ErrorCode, LofiError
+from . import framing
 from .params import Params, parse
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ class Dispatcher:
         if isinstance(message, list):
             if not message:
                 return protocol_error(None, ErrorCode.INVALID_REQUEST, "empty batch")
-            replies = [r for r in [await self._handle_one(m) for m in message] if r is not None]
+            # Each request is answered on its own merits: one reply that cannot be encoded
+            # is replaced by its own error instead of costing the whole batch its replies.
+            replies = [_sendable(r) for r in [await self._handle_one(m) for m in message] if r is not None]
             return replies or None
         return await self._handle_one(message)
 
@@ -75,6 +78,16 @@ class Dispatcher:
             err = LofiError(f"internal error: {type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL_ERROR)
             return None if is_notification else error_response(req_id, err)
         return None if is_notification else {"jsonrpc": "2.0", "id": req_id, "result": result}
+
+
+def _sendable(reply: dict[str, Any]) -> dict[str, Any]:
+    try:
+        framing.encode(reply)
+        return reply
+    except (ValueError, TypeError) as exc:  # e.g. NaN in a result
+        log.error("cannot encode the reply to id %.80r (%s)", reply.get("id"), exc)
+        return protocol_error(reply.get("id"), ErrorCode.INTERNAL_ERROR,
+                              "internal error: the reply could not be encoded")
 
 
 def _valid_id(value: Any) -> bool:

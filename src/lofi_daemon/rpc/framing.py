@@ -51,8 +51,12 @@ class LineSplitter:
 
 
 def encode(message: dict[str, Any] | list[dict[str, Any]]) -> bytes:
-    """One compact JSON value (a message or a batch reply) and a newline. Non-ASCII stays UTF-8."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
+    """One compact JSON value (a message or a batch reply) and a newline.
+
+    ASCII with ``\\u`` escapes: any string a request decoded to (a lone surrogate included,
+    which has no UTF-8 form) can be sent back, so one odd string never costs a reply.
+    """
+    return json.dumps(message, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
 
 
 def decode(line: bytes) -> Any:

@@ -45,6 +45,10 @@ class GenerateParams(Params):
         return dict(self.model_extra or {})
 
 
+class ShutdownParams(Params):
+    force: bool = False  # stop the shared daemon for every client, not just end this connection
+
+
 class TrackParams(Params):
     track_id: str = Field(min_length=1, max_length=128)
 
@@ -77,3 +81,38 @@ def parse(model: type[Params], raw: Any) -> Params:
                                 hint=f"Known parameters: {', '.join(allowed) or 'none'}.") from None
         message = err["msg"].removeprefix("Value error, ")
         raise InvalidParams(f"invalid '{field}': {message}", field=field) from None
+
+
+# ----- playback (src/lofi_daemon/playback) -----------------------------------------------------
+class PlayParams(Params):
+    track_id: str | None = Field(default=None, min_length=1, max_length=128)  # or "last"
+    path: str | None = Field(default=None, min_length=1, max_length=4096)  # a file outside the library
+    sink: str | None = Field(default=None, min_length=1, max_length=1024)
+    loop: bool | None = None
+    queue: bool = False  # after the current pass (crossfaded) instead of now
+
+
+class SeekParams(Params):
+    position_sec: float = Field(ge=0, le=3600)
+
+
+class VolumeParams(Params):
+    volume: float = Field(ge=0, le=150)  # percent
+
+
+class LoopParams(Params):
+    on: bool
+
+
+class RadioStartParams(Params):
+    prompt: str | None = Field(default=None, min_length=1, max_length=512)
+    prompts: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    backend: str | None = None
+    duration_sec: float | None = None
+    params: dict[str, Any] | None = None
+    crossfade_sec: float | None = Field(default=None, ge=0.1, le=30)
+    sink: str | None = Field(default=None, min_length=1, max_length=1024)
+
+
+class RadioStopParams(Params):
+    keep_playing: bool = False

@@ -28,7 +28,13 @@ test("fidget.nvim gets one handle per track: created, reported, finished", funct
         create = function(opts)
           table.insert(calls, { "create", opts.title, opts.lsp_client.name })
           return {
-            report = function(_, o) table.insert(calls, { "report", o.percentage }) end,
+            report = function(_, o)
+              table.insert(calls, { "report", o.percentage })
+              -- fidget draws the percentage itself; the message must not repeat it
+              if o.message:find("%d+%%") then
+                table.insert(calls, { "percent in message", o.message })
+              end
+            end,
             finish = function() table.insert(calls, { "finish" }) end,
             cancel = function() table.insert(calls, { "cancel" }) end,
           }
@@ -60,7 +66,9 @@ test("on Neovim 0.12 the native progress message is updated in place", function(
   vim.fn.has, vim.api.nvim_echo = real_has, real_echo
   eq(#echoes, 3)
   eq(echoes[1].opts.kind, "progress")
+  eq(echoes[1].opts.source, "lofi")
   eq(echoes[1].opts.id, nil)
+  eq(echoes[2].text, '"sink test" ~0:01') -- Neovim shows the percent itself
   eq({ echoes[2].opts.id, echoes[2].opts.percent, echoes[2].opts.status }, { 7, 42, "running" })
   eq(echoes[3].opts.status, "success")
   eq(echoes[2].history, false)
@@ -101,4 +109,18 @@ test("the statusline and events work with every sink switched off", function()
   run_job({ 20 })
   eq(#notes, 0)
   eq(require("lofi").statusline(), "♪ done")
+end)
+
+test("a fidget.nvim that fails hands progress to vim.notify, with one warning", function()
+  package.preload["fidget.progress"] = function()
+    return { handle = { create = function() error("fidget broke") end } }
+  end
+  notes = {}
+  config.set({ progress = { fidget = true } })
+  run_job({ 10, 20 })
+  package.preload["fidget.progress"], package.loaded["fidget.progress"] = nil, nil
+  local warnings = vim.tbl_filter(function(x) return x.msg:find("fidget.nvim failed", 1, true) end, notes)
+  eq(#warnings, 1)
+  matches(notes[2].msg, "generating")
+  matches(notes[#notes].msg, "ready")
 end)

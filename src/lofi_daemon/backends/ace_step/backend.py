@@ -134,6 +134,7 @@ class _PhaseClock:
 
 class AceStepBackend(Backend):
     name = "ace_step"
+    requires = ("torch", "transformers", "diffusers")
 
     def __init__(self, settings: "Settings", store: "ModelStore") -> None:
         self._settings = settings

@@ -115,7 +115,9 @@ class PatchEmbed(nn.Module):
         )
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.early_conv_layers(latents).flatten(2).transpose(1, 2)
+        # Contiguous tokens: otherwise the transposed layout propagates through every block
+        # and each Linear falls back to a batched matmul over an expanded weight.
+        return self.early_conv_layers(latents).flatten(2).transpose(1, 2).contiguous()
 
 
 class _Conv(nn.Module):
@@ -127,7 +129,14 @@ class _Conv(nn.Module):
 
 
 class GLUMBConv(nn.Module):
-    """1x1 conv (W -> 2H) + SiLU -> depthwise conv k=3 -> x * SiLU(gate) -> 1x1 conv (H -> W)."""
+    """1x1 conv (W -> 2H) + SiLU -> depthwise conv k=3 -> x * SiLU(gate) -> 1x1 conv (H -> W).
+
+    Computed token-major (``[B, S, C]``, no transposes): a 1x1 convolution is a matrix
+    multiply, so the two pointwise convs run as ``F.linear`` on their own weights (the CPU
+    conv path sends a 1x1 conv at one thread to the slow im2col kernel), and the 3-tap
+    depthwise conv is three shifted multiply-adds along the tokens. Same numbers up to
+    float rounding.
+    """
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
@@ -136,10 +145,15 @@ class GLUMBConv(nn.Module):
         self.point_conv = _Conv(nn.Conv1d(hidden, dim, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.silu(self.inverted_conv.conv(x.transpose(1, 2)))
-        x, gate = torch.chunk(self.depth_conv.conv(x), 2, dim=1)
-        x = self.point_conv.conv(x * F.silu(gate))
-        return x.transpose(1, 2)
+        inverted, depth, point = self.inverted_conv.conv, self.depth_conv.conv, self.point_conv.conv
+        h = F.silu(F.linear(x, inverted.weight.flatten(1), inverted.bias))  # [B, S, 2H]
+        taps = depth.weight.flatten(1)  # [2H, 3]: taps at token s-1, s, s+1 (zero padding)
+        y = torch.addcmul(depth.bias, h, taps[:, 1])
+        y[:, 1:].addcmul_(h[:, :-1], taps[:, 0])
+        y[:, :-1].addcmul_(h[:, 1:], taps[:, 2])
+        del h
+        x, gate = y.chunk(2, dim=-1)
+        return F.linear(x * F.silu(gate), point.weight.flatten(1))
 
 
 @dataclass
@@ -301,8 +315,11 @@ class AceStepTransformer(nn.Module):
             latent_mask=attention_mask,
             cross_mask=cross_attention_mask(attention_mask, encoder_hidden_mask, self.config.num_attention_heads),
         )
+        # With ERG every block gets a query scale (ones outside blocks 15-19: q * 1.0 is exact),
+        # so a compiled block needs one graph per batch shape, not two.
+        plain_q_scale = None if erg_q_scale is None else torch.ones_like(erg_q_scale)
         for index, block in enumerate(self.transformer_blocks):
-            q_scale = erg_q_scale if index in ERG_DIFFUSION_BLOCKS else None
+            q_scale = erg_q_scale if index in ERG_DIFFUSION_BLOCKS else plain_q_scale
             x = block(x, encoder_hidden_states, ctx, q_scale)
         return self.final_layer(x, embedded_timestep, output_length)
 

@@ -47,6 +47,7 @@ _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 class MusicgenBackend(Backend):
     name = "musicgen"
+    requires = ("torch", "transformers")
 
     def __init__(self, settings: "Settings", store: "ModelStore") -> None:
         self._settings = settings

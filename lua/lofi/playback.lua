@@ -1,0 +1,248 @@
+--- The daemon's player, seen from Neovim. There is one player: the daemon's (it decodes,
+--- loops, crossfades and mixes; see docs/protocol.md#playback). This module sends the
+--- playback requests, keeps the last `playback_state` (no RPC in the statusline), and
+--- shows `playback_error` as one notification.
+---
+---   require("lofi.playback").play("last" | id | {path = ...}, cb)
+---   .pause_toggle() .next() .stop() .volume("+10" | "-10" | "50" | nil) .radio_toggle(prompt?)
+---   .statusline()   -- "♪ rainy jazz 1:23/2:00 · next 42%" or ""
+local config = require("lofi.config")
+local errors = require("lofi.errors")
+local notify = require("lofi.notify")
+
+local M = {}
+local H = { state = nil, received_ms = 0, radio_jobs = {} }
+
+local function lofi()
+  return require("lofi")
+end
+
+local function now_ms()
+  return vim.uv.now()
+end
+
+--- Params every start of playback carries: the configured sink, if any.
+function H.with_sink(params)
+  local sink = config.get().player.sink
+  if sink then
+    params.sink = sink
+  end
+  return params
+end
+
+function H.request(method, params, cb)
+  lofi().request(method, params, function(err, result)
+    if err then
+      notify.error(err)
+    end
+    if cb then
+      cb(err, result)
+    end
+  end)
+end
+
+-- ----- notifications from the daemon -------------------------------------------------------
+
+--- `playback_state` / `playback_error` from the daemon; a dead daemon means silence.
+function M.handle(method, params)
+  if method == "playback_state" then
+    H.state, H.received_ms = params, now_ms()
+    if H.announce and params.track_id == H.announce and params.sink ~= vim.NIL and params.sink then
+      H.announce = nil -- said only once the sink really takes the audio
+      notify.info("playing " .. (params.prompt or params.track_id))
+    end
+    if params.radio and type(params.next) == "table" and params.next.track_id then
+      H.radio_jobs[params.next.track_id] = true
+    end
+    H.redraw()
+  elseif method == "playback_error" then
+    H.announce = nil
+    local err = errors.new(params.code or "PLAYBACK_FAILED", params.message or "playback failed", params.hint)
+    notify.error(err)
+  elseif method == "daemon_exit" then
+    H.state = nil
+    H.redraw()
+  end
+end
+
+--- A generation notification about a track the radio is making (the daemon names it in
+--- `playback_state.next` before the job starts): not the user's job.
+function M.is_radio_job(method, params)
+  return method:sub(1, 11) == "generation_" and type(params) == "table" and H.radio_jobs[params.track_id] == true
+end
+
+function H.redraw()
+  local line = M.statusline()
+  if line ~= H.line then
+    H.line = line
+    pcall(vim.cmd.redrawstatus)
+  end
+  H.tick()
+end
+
+-- While playing, the clock in the statusline moves between the daemon's once-a-second states.
+function H.tick()
+  local playing = H.state and H.state.state == "playing"
+  if playing and not H.timer then
+    H.timer = vim.uv.new_timer()
+    H.timer:start(1000, 1000, vim.schedule_wrap(function()
+      local line = M.statusline()
+      if line ~= H.line then
+        H.line = line
+        pcall(vim.cmd.redrawstatus)
+      end
+    end))
+  elseif not playing and H.timer then
+    H.timer:stop()
+    H.timer:close()
+    H.timer = nil
+  end
+end
+
+--- The last state the daemon sent (nil before the first).
+---@return table|nil
+function M.state()
+  return H.state and vim.deepcopy(H.state) or nil
+end
+
+--- What plays now: {track_id, prompt, state, position_sec, duration_sec, ...} or nil.
+function M.now_playing()
+  local s = H.state
+  if not s or s.state == "stopped" or not s.track_id then
+    return nil
+  end
+  return vim.tbl_extend("force", vim.deepcopy(s), { position_sec = H.position() })
+end
+
+-- The position now: the daemon's last one plus the time since, wrapped round a loop.
+function H.position()
+  local s = H.state
+  local pos = tonumber(s.position_sec) or 0
+  if s.state == "playing" then
+    pos = pos + (now_ms() - H.received_ms) / 1000
+    local dur = tonumber(s.duration_sec) or 0
+    if dur > 0 and pos >= dur then
+      pos = s.loop and (pos % dur) or dur
+    end
+  end
+  return pos
+end
+
+--- "♪ rainy jazz 1:23/2:00 · next 42%" (paused: "♪ ⏸ rainy jazz ..."), "" when nothing plays.
+--- Plain text: the caller escapes it for statusline evaluation.
+---@return string
+function M.statusline()
+  local s = M.now_playing()
+  if not s then
+    return ""
+  end
+  local icon = config.get().progress.icon
+  local prompt = s.prompt or s.track_id
+  if #prompt > 32 then
+    prompt = vim.fn.strcharpart(prompt, 0, 31) .. "…"
+  end
+  local text = string.format("%s%s%s %s/%s", icon ~= "" and (icon .. " ") or "", s.state == "paused" and "⏸ " or "",
+    prompt, errors.clock(s.position_sec), errors.clock(tonumber(s.duration_sec) or 0))
+  if type(s.next) == "table" and tonumber(s.next.percent) and s.next.percent < 100 then
+    text = text .. string.format(" · next %d%%", math.floor(s.next.percent))
+  end
+  return text
+end
+
+-- ----- requests ----------------------------------------------------------------------------
+
+--- Play a library track by id, "last" (the newest), or {path = "..."}; `opts.queue`: after
+--- the current one instead of now; `opts.announce`: say "playing ..." once the sink plays it.
+function M.play(which, cb, opts)
+  local params = type(which) == "table" and { path = which.path } or { track_id = which or "last" }
+  if opts and opts.queue then
+    params.queue = true
+  end
+  H.request("play", H.with_sink(params), function(err, result)
+    if not err and opts and opts.announce then
+      H.announce = result.track_id
+      if H.state and H.state.track_id == result.track_id and H.state.sink and H.state.sink ~= vim.NIL then
+        M.handle("playback_state", H.state) -- the state came before the answer
+      end
+    end
+    if cb then
+      cb(err, result)
+    end
+  end)
+end
+
+function M.pause_toggle(cb)
+  local playing = H.state and H.state.state == "playing"
+  H.request(playing and "pause" or "resume", nil, cb)
+end
+
+function M.next(cb)
+  H.request("next", nil, cb)
+end
+
+function M.stop(cb)
+  H.request("stop", nil, cb)
+end
+
+--- "50" sets, "+10" / "-10" moves (0-150), nil reports. `cb(err, volume)`.
+function M.volume(arg, cb)
+  cb = cb or function() end
+  local current = H.state and tonumber(H.state.volume) or 100
+  local target
+  if arg == nil or arg == "" then
+    notify.info(string.format("volume %d%%", current))
+    return cb(nil, current)
+  end
+  local sign, digits = tostring(arg):match("^%s*([+-]?)(%d+%.?%d*)%s*$")
+  if not digits then
+    local err = errors.new("BAD_ARGUMENT", "volume must be N, +N or -N (0-150), got " .. tostring(arg))
+    notify.error(err)
+    return cb(err, nil)
+  end
+  local n = tonumber(digits)
+  target = sign == "+" and current + n or sign == "-" and current - n or n
+  target = math.max(0, math.min(150, target))
+  H.request("set_volume", { volume = target }, function(err, result)
+    cb(err, result and result.volume) -- the state follows in playback_state
+  end)
+end
+
+--- Radio on with `prompt` (default: the last prompt played), or off when it is on.
+function M.radio_toggle(prompt, cb)
+  if (prompt == nil or prompt == "") and H.state and H.state.radio then
+    return H.request("radio_stop", nil, cb)
+  end
+  if prompt == nil or prompt == "" then
+    prompt = H.state and H.state.prompt or config.get().player.radio_prompt
+  end
+  local params = H.with_sink({ prompt = prompt, duration_sec = config.get().generate.duration_sec,
+    crossfade_sec = config.get().player.crossfade_sec })
+  if config.get().generate.backend then
+    params.backend = config.get().generate.backend
+  end
+  H.request("radio_start", params, function(err, result)
+    if not err then
+      notify.info("radio: " .. prompt)
+    end
+    if cb then
+      cb(err, result)
+    end
+  end)
+end
+
+--- After :LofiGenerate (config autoplay): "play" now, "queue" after what plays, or nothing.
+function M.autoplay(track)
+  local mode = config.get().autoplay
+  if mode == true then
+    mode = "play"
+  end
+  if mode ~= "play" and mode ~= "queue" or not track.track_id then
+    return
+  end
+  if H.state and H.state.radio then
+    return -- the radio is on: a finished track waits in the library
+  end
+  M.play(track.track_id, nil, { queue = mode == "queue" })
+end
+
+return M
