@@ -287,7 +287,7 @@ class AceStep15Backend(Backend):
         from .decode import decode, normalize
         from .sampling import SamplingRequest, sample_latents
 
-        params = self.capabilities().resolve_params(dict(request.params))
+        params = self.capabilities().resolve_params(dict(request.params), backend=self.name)
         bpm = params["bpm"]
         if 0 < bpm < MIN_BPM:
             raise InvalidParams(f"parameter 'bpm' must be 0 (unset) or {MIN_BPM}-{MAX_BPM}, got {bpm}", field="bpm")
@@ -345,7 +345,7 @@ class _RefusingCapabilities(Capabilities):
 
     error: InvalidParams | None = None
 
-    def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
+    def resolve_params(self, given: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         assert self.error is not None
         raise self.error
 

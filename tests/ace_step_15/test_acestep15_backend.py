@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import make_backend
+from acestep15_helpers import make_backend
 
 from lofi_daemon.backends.base import CancelToken, GenerationRequest
 from lofi_daemon.device import DevicePlan

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import make_backend
+from acestep15_helpers import make_backend
 from fakehub import FakeHub, FakeRepo
 from model_helpers import FAST_RETRY, use_fake_hub
 from tiny_acestep15 import folder_files, save_diffusers, tiny_pipeline
