@@ -37,7 +37,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent / "src"))
 
-from bench_ace_step import PeakMemory, machine, materialise_random, timed  # noqa: E402
+from bench_ace_step import machine, materialise_random, timed  # noqa: E402
 
 LATENTS_PER_SEC = 25
 TURBO_STEPS = 8

@@ -4,11 +4,10 @@ Which model: the config key ``ace_step_15_variant`` (or ``LOFI_ACESTEP15_VARIANT
 ``variants.VARIANTS``; default the 2B turbo. An unknown name is INVALID_PARAMS (naming the
 choices) when the backend is set up or used; ``get_backends`` still lists it.
 
-Setup downloads exactly the variant's files (``models.manifests.ace_step_15_manifest``);
-for the original-layout repo it then converts the DiT + condition encoder into diffusers
-folders (``finish_setup``; a missing conversion is also made at the first load, for
-installs made by ``lofi setup``). Loading is plain diffusers/transformers ``from_pretrained``
-of local folders.
+Setup (daemon and CLI: ``App.install``) downloads exactly the variant's files
+(``models.manifests.ace_step_15_manifest``); for the original-layout repo ``finish_setup``
+then converts the DiT + condition encoder into diffusers folders. Loading is plain
+diffusers/transformers ``from_pretrained`` of local folders.
 
 Device rules as for v1 (``device.resolve``): CUDA in bfloat16, MPS and CPU in float32;
 low-VRAM mode (automatic when the whole model does not fit the GPU, or ``low_vram = on``)
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -224,17 +222,14 @@ class AceStep15Backend(Backend):
         snapshot = self._store.verify_for_load(self.manifest)  # NOT_INSTALLED / MODEL_LOAD_FAILED + hint
         if variant.layout != "original":
             return ComponentPaths.diffusers(snapshot)
-        from .convert import conversion_problem, convert, forget
+        from .convert import conversion_problem, forget
 
         converted = self._converted_dir()
         problem = conversion_problem(self._dit_dir(), converted, thorough=True)
-        if problem is not None and (converted / "conversion.json").exists():
+        if problem is not None:
             forget(converted)  # so setup converts again
             raise ModelLoadFailed(f"the converted ACE-Step 1.5 weights in {converted} are not usable: {problem}",
                                   hint=SETUP_HINT, path=str(converted))
-        if problem is not None:  # installed by a path that did not convert (e.g. `lofi setup`)
-            log.info("ace_step_15: converting %s once (%s)", self._dit_dir(), problem)
-            convert(self._dit_dir(), converted, hint=SETUP_HINT)
         return ComponentPaths.original(snapshot, converted)
 
     def load(self, device: DevicePlan) -> None:
@@ -292,7 +287,7 @@ class AceStep15Backend(Backend):
         from .decode import decode, normalize
         from .sampling import SamplingRequest, sample_latents
 
-        params = self.capabilities().resolve_params(dict(request.params))
+        params = self.capabilities().resolve_params(dict(request.params), backend=self.name)
         bpm = params["bpm"]
         if 0 < bpm < MIN_BPM:
             raise InvalidParams(f"parameter 'bpm' must be 0 (unset) or {MIN_BPM}-{MAX_BPM}, got {bpm}", field="bpm")
@@ -350,7 +345,7 @@ class _RefusingCapabilities(Capabilities):
 
     error: InvalidParams | None = None
 
-    def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
+    def resolve_params(self, given: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         assert self.error is not None
         raise self.error
 

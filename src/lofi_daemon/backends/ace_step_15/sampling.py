@@ -74,7 +74,7 @@ def sample_latents(pipe: Any, request: SamplingRequest, device: str, *,
         return {}
 
     try:
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: low-VRAM hooks move modules inside this call
             out = pipe(
                 prompt=request.prompt,
                 lyrics=request.lyrics,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import make_backend
+from acestep15_helpers import make_backend
 
 from lofi_daemon.backends.base import CancelToken, GenerationRequest
 from lofi_daemon.device import DevicePlan
@@ -155,8 +155,7 @@ def test_an_unknown_variant_is_listed_but_refused_with_the_choices(installed_cac
         assert err.value.facts["choices"] == ["turbo", "xl-turbo", "xl-base"]
 
 
-def test_an_install_that_was_only_downloaded_is_converted_at_the_first_load(installed_cache, tmp_path):
-    """``lofi setup`` downloads without converting; loading then converts once."""
+def test_a_download_without_its_conversion_is_not_installed_and_loading_says_run_setup(installed_cache, tmp_path):
     import shutil
 
     cache = tmp_path / "cache"
@@ -164,9 +163,13 @@ def test_an_install_that_was_only_downloaded_is_converted_at_the_first_load(inst
     for converted in (cache / "models").glob("*/lofi-diffusers"):
         shutil.rmtree(converted)
     b = make_backend(cache)
-    assert not b.is_installed()  # so :LofiSetup would convert
-    b.load(CPU)
+    assert not b.is_installed()  # so :LofiSetup converts instead of answering "already installed"
+    with pytest.raises(ModelLoadFailed) as err:
+        b.load(CPU)
+    assert "no finished conversion" in err.value.message and "LofiSetup ace-step-1.5" in err.value.hint
+    b.finish_setup()
     assert b.is_installed()
+    b.load(CPU)
     audio = b.generate(_request(duration=10.0, inference_steps=2), Recorder(), CancelToken())
     assert audio.samples.shape == (2, 250 * 1920)
     b.unload()
