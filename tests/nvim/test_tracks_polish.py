@@ -65,8 +65,13 @@ def test_sizes_in_the_picker_match_the_readme(nvim):
     nvim.lua("table.insert(T.selects, 'nothing')")
     nvim.cmd("LofiBackend")
     nvim.wait("return #T.asked >= 1", 15, "the picker")
-    (label,) = [lb for lb in nvim.lua("return T.asked[1].labels") if lb.startswith("ace_step")]
-    size = label.split(", ")[1].rstrip(")")  # "ace_step (not installed, 8.3 GB)"
-    readme_row = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `ace_step`"))
-    assert f"| {size} |" in readme_row
-    assert f"({size})" in (REPO / "doc" / "lofi.txt").read_text()
+    labels = {lb.split(" ")[0]: lb for lb in nvim.lua("return T.asked[1].labels")}
+    readme = (REPO / "README.md").read_text().splitlines()
+    help_text = (REPO / "doc" / "lofi.txt").read_text()
+    sized = {name: label for name, label in labels.items() if label.endswith(" GB)")}
+    assert "ace_step" in sized  # "ace_step (not installed, 8.3 GB)"
+    for name, label in sized.items():  # every size the picker states is the README's and the help's
+        size = label.split(", ")[1].rstrip(")")
+        readme_row = next(line for line in readme if line.startswith(f"| `{name}`"))
+        assert f"| {size} |" in readme_row, (name, size, readme_row)
+        assert f"({size})" in help_text, (name, size)
