@@ -12,8 +12,8 @@ TRACK="$("$VENV/bin/lofi" generate "$PROMPT" --duration "$SECONDS_WANTED")" || e
 echo "$TRACK"
 [ -n "${LOFI_NO_PLAY:-}" ] && exit 0
 echo "lofi: playing it, looping (Ctrl-C stops)" >&2
-"$VENV/bin/lofi" play "$TRACK"
-rc=$?
+rc=0
+"$VENV/bin/lofi" play "$TRACK" || rc=$?   # (bootstrap sets -e: keep the status instead of exiting)
 case $rc in
   0|130) exit 0 ;;
   2|3) echo "lofi: no audio output here, so nothing plays (see the reason above); the track is at $TRACK" >&2
