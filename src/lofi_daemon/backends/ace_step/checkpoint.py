@@ -194,22 +194,28 @@ def load_transformer(root: Path, *, device: "str | torch.device", dtype: "torch.
     return model.to(device).eval().requires_grad_(False)
 
 
-def load_exact(model: "torch.nn.Module", state: dict[str, "torch.Tensor"], what: str) -> None:
-    """Load ``state`` into a meta-device ``model``: every parameter present, with its shape."""
-    expected = model.state_dict()
+def shape_problems(expected: dict[str, tuple[int, ...]], state: dict[str, Any]) -> list[str]:
+    """What keeps ``state`` from filling a model whose parameters have ``expected`` shapes
+    (missing, unknown and wrongly shaped tensors, one example each); empty when it fits."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unknown tensors (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            details.append(f"{len(wrong)} tensors with the wrong shape (e.g. {k}: {tuple(state[k].shape)}, "
-                           f"config says {tuple(expected[k].shape)})")
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k]))
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unknown tensors (e.g. {unexpected[0]})")
+    if wrong:
+        k = wrong[0]
+        problems.append(f"{len(wrong)} tensors with the wrong shape (e.g. {k}: {tuple(state[k].shape)}, "
+                        f"config says {tuple(expected[k])})")
+    return problems
+
+
+def load_exact(model: "torch.nn.Module", state: dict[str, "torch.Tensor"], what: str) -> None:
+    """Load ``state`` into a meta-device ``model``: every parameter present, with its shape."""
+    details = shape_problems({k: tuple(v.shape) for k, v in model.state_dict().items()}, state)
+    if details:
         raise ModelLoadFailed(f"the {what} weights do not match its config.json: " + "; ".join(details),
                               hint=SETUP_HINT, what=what)
     model.load_state_dict(state, strict=True, assign=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...errors import LofiError, ModelLoadFailed
+from ..ace_step.checkpoint import shape_problems
 
 if TYPE_CHECKING:
     import torch
@@ -228,18 +229,7 @@ def _silence_latent(path: Path, hint: str) -> "torch.Tensor":
 
 
 def _check_shapes(name: str, state: dict[str, Any], expected: dict[str, tuple[int, ...]], hint: str) -> None:
-    missing = sorted(set(expected) - set(state))
-    unknown = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
-    if unknown:
-        problems.append(f"{len(unknown)} unknown tensors (e.g. {unknown[0]})")
-    if wrong:
-        k = wrong[0]
-        problems.append(f"{len(wrong)} with the wrong shape (e.g. {k}: {tuple(state[k].shape)}, "
-                        f"config says {expected[k]})")
+    problems = shape_problems(expected, state)
     if problems:
         raise ConversionFailed(f"the ACE-Step 1.5 {name} weights do not match its config: " + "; ".join(problems),
                                hint=hint, component=name)
