@@ -223,6 +223,11 @@ function H.greet(serial)
   end)
   if H.conn and H.conn.kind == "socket" then
     M.refresh_info()
+    H.client:request("get_status", nil, function(err, status) -- jobs other clients started
+      if not err and serial == H.serial and type(status) == "table" then
+        require("lofi.jobs").adopt(status)
+      end
+    end)
   end
 end
 

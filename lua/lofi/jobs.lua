@@ -235,6 +235,33 @@ function H.on.download_error(p)
   require("lofi.progress").download_done(p.backend, errors.from_notification(p))
 end
 
+--- A shared daemon's jobs as get_status reports them, for an editor that connects while they
+--- run or wait (their next notification may be far off: a queued job sends none). Jobs this
+--- editor already knows keep what it knows.
+---@param status table the get_status result
+function M.adopt(status)
+  local entries = {}
+  if type(status.current) == "table" then
+    table.insert(entries, { status.current, "generating" })
+  end
+  for _, queued in ipairs(type(status.queue) == "table" and status.queue or {}) do
+    table.insert(entries, { queued, "queued" })
+  end
+  for position, entry in ipairs(entries) do
+    local described, state = entry[1], entry[2]
+    if type(described.track_id) == "string" and not H.jobs[described.track_id] then
+      local job = H.get(described.track_id)
+      job.state, job.position = state, position - 1
+      job.prompt, job.backend, job.duration_sec, job.seed = described.prompt, described.backend,
+        described.duration_sec, described.seed
+      local progress = type(described.progress) == "table" and described.progress or {}
+      job.percent = tonumber(progress.percent) or 0
+      job.phase, job.eta_sec = progress.phase, progress.eta_sec
+      require("lofi.progress").job_update(job)
+    end
+  end
+end
+
 --- Route one daemon notification.
 function M.handle(method, params)
   local handler = H.on[method]

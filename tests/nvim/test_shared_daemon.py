@@ -256,3 +256,23 @@ def test_an_editor_does_not_autoplay_a_track_another_editor_asked_for(editors, t
     b.cmd("LofiGenerate a track b asked for 5")
     b.wait_done(2)
     b.wait("return (T.call('get_playback').result or {}).state == 'playing'", 30, "b's own track to play")
+
+
+def test_an_editor_that_connects_later_shows_the_running_and_queued_jobs_at_once(editors, nvim_bin, tmp_path):
+    a, _ = editors
+    a.cmd("LofiGenerate a long first track 240")
+    a.cmd("LofiGenerate a second track waiting its turn 5")
+    a.wait("return #require('lofi').status().jobs == 2", 30, "both jobs accepted")
+    queued = a.lua("return require('lofi').status().jobs[2].track_id")
+    folder = tmp_path / "late"
+    folder.mkdir()
+    late = start_child(nvim_bin, folder)
+    try:
+        setup_editor(late, tmp_path)
+        late.call("ping")  # answered after the greeting's get_status: what it said is applied
+        jobs = late.lua("return require('lofi').status().jobs")
+        assert queued in [job["track_id"] for job in jobs], jobs  # a waiting job sends nothing until it starts
+        assert {job["prompt"] for job in jobs} >= {"a second track waiting its turn"}
+    finally:
+        late.remember_daemon()
+        late.quit()
