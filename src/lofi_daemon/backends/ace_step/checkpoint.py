@@ -73,15 +73,20 @@ def find_checkpoint(path: Path) -> Path:
     return max(candidates, key=lambda d: d.stat().st_mtime) if candidates else path
 
 
-def read_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
+def read_json_object(path: Path, error: Callable[..., Exception] = ModelLoadFailed,
+                     hint: str = SETUP_HINT) -> dict[str, Any]:
+    """A JSON object from an untrusted file; anything else is ``error`` naming the path."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadFailed(f"cannot read {path}: {exc}", hint=SETUP_HINT, path=str(path)) from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise error(f"cannot read {path}: {exc}", hint=hint, path=str(path)) from exc
     if not isinstance(raw, dict):
-        raise ModelLoadFailed(f"{path} is not a JSON object", hint=SETUP_HINT, path=str(path))
+        raise error(f"{path} is not a JSON object", hint=hint, path=str(path))
     return raw
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    return read_json_object(folder / "config.json")
 
 
 def weight_files(folder: Path, stem: str = "diffusion_pytorch_model") -> list[Path]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...errors import LofiError, ModelLoadFailed
-from ..ace_step.checkpoint import shape_problems
+from ..ace_step.checkpoint import read_json_object, shape_problems
 
 if TYPE_CHECKING:
     import torch
@@ -110,13 +110,7 @@ def component_configs(original: dict[str, Any], hint: str) -> dict[str, dict[str
 
 
 def _read_json(path: Path, hint: str) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConversionFailed(f"cannot read {path}: {exc}", hint=hint, path=str(path)) from exc
-    if not isinstance(raw, dict):
-        raise ConversionFailed(f"{path} is not a JSON object", hint=hint, path=str(path))
-    return raw
+    return read_json_object(path, ConversionFailed, hint)
 
 
 def _expected_shapes(configs: dict[str, dict[str, Any]], hint: str) -> dict[str, dict[str, tuple[int, ...]]]:
