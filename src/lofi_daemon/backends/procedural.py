@@ -12,6 +12,7 @@ the file loops without a seam. The same prompt, duration and seed give the same 
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -217,17 +218,28 @@ def _add_wrapped(buf: np.ndarray, start: float, sound: np.ndarray) -> None:
         buf[..., :m - first] += sound[..., first:m]
 
 
+@functools.lru_cache(maxsize=4)
+def _epiano_shapes(size: int) -> tuple[np.ndarray, ...]:
+    """The parts of an e-piano note that depend on time only, computed once for notes up to
+    ``size`` samples and sliced per note (the same numbers each time, 3x less work per note)."""
+    t = np.arange(size) / SAMPLE_RATE
+    shapes = (t, np.exp(-t * 3.0), np.exp(-t * 6.0), np.exp(-t * 25.0),
+              (1 - np.exp(-t * 250.0)) * np.exp(-t * 1.1), 1.0 + 0.08 * np.sin(2 * np.pi * 4.5 * t))
+    for shape in shapes:
+        shape.setflags(write=False)
+    return shapes
+
+
 def _epiano(freq: float, length: int, velocity: float, rng: np.random.Generator) -> np.ndarray:
     """A soft electric-piano tone: detuned partials, bell-ish attack, slow decay, tremolo."""
-    t = np.arange(length) / SAMPLE_RATE
+    size = 1 << max(17, (length - 1).bit_length())  # few distinct tables however long the notes
+    t, decay2, decay3, decay7, env, tremolo = (shape[:length] for shape in _epiano_shapes(size))
     detune = 1.0 + rng.uniform(-0.0015, 0.0015)
     tone = (np.sin(2 * np.pi * freq * detune * t)
-            + 0.35 * np.sin(2 * np.pi * 2 * freq * t) * np.exp(-t * 3.0)
-            + 0.12 * np.sin(2 * np.pi * 3.01 * freq * t) * np.exp(-t * 6.0)
-            + 0.05 * np.sin(2 * np.pi * 7.0 * freq * t) * np.exp(-t * 25.0))
-    env = (1 - np.exp(-t * 250.0)) * np.exp(-t * 1.1)
+            + 0.35 * np.sin(2 * np.pi * 2 * freq * t) * decay2
+            + 0.12 * np.sin(2 * np.pi * 3.01 * freq * t) * decay3
+            + 0.05 * np.sin(2 * np.pi * 7.0 * freq * t) * decay7)
     release = np.minimum(1.0, (length - np.arange(length)) / (0.08 * SAMPLE_RATE))
-    tremolo = 1.0 + 0.08 * np.sin(2 * np.pi * 4.5 * t)
     return velocity * tone * env * release * tremolo
 
 
