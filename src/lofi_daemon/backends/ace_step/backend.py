@@ -70,38 +70,54 @@ PARAMETERS = (
 
 @dataclass
 class CostModel:
-    """Relative cost of the phases, so progress tracks wall time.
+    """Seconds per phase, so progress tracks wall time and the first ETA is believable.
 
-    Starting points are per-device estimates (seconds for the full-size model, from the
-    measurements in ACESTEP_V1.md section 6 and docs/benchmarks.md); after each generation
-    the measured time of every phase corrects its estimate, so the next plan is this
-    machine's own.
+    CPU: core-seconds of the full-size model in float32 on one AVX2 core, measured with
+    ``bench/bench_ace_step_ab.py`` (docs/benchmarks.md), spread over the compute threads. MPS
+    and CUDA: wall seconds, rough guesses. After each generation the measured time of every
+    phase corrects its estimate, so the next plan is this machine's own.
     """
 
     device: str
+    threads: int = 1
     correction: dict[str, float] = field(default_factory=lambda: {"text": 1.0, "diffusion": 1.0, "decode": 1.0})
 
-    # seconds: text = a; one transformer call = b + c * frames; decode = d * frames
+    # text = a; an unguided transformer call = b + c * frames (a guided one is a batch of two,
+    # GUIDED_COST times as long); decode = d * frames
     _BASE = {
-        "cpu": (1.0, 1.6, 0.013, 0.155),
+        "cpu": (1.0, 0.3, 0.072, 0.55),
         "mps": (0.3, 0.2, 0.002, 0.02),
         "cuda": (0.1, 0.03, 0.0002, 0.002),
     }
+    GUIDED_COST = 1.8  # 1.9x at one thread, 1.7x at two
+    # Two threads on two cores do about 1.8 cores' work (docs/benchmarks.md, quiet-machine runs).
+    PARALLEL_EFFICIENCY = 0.8
 
-    def estimate(self, frames: int, calls: int) -> dict[str, float]:
+    def _parallel(self) -> float:
+        if self.device != "cpu":
+            return 1.0
+        return 1.0 + (max(1, self.threads) - 1) * self.PARALLEL_EFFICIENCY
+
+    def _estimate(self, frames: int, calls: int, guided: int, correction: dict[str, float]) -> dict[str, float]:
         text, call_fixed, call_per_frame, decode_per_frame = self._BASE.get(self.device, self._BASE["cpu"])
+        call = call_fixed + call_per_frame * frames
+        call_units = calls + guided * (self.GUIDED_COST - 1.0)
+        parallel = self._parallel()
         return {
-            "text": text * self.correction["text"],
-            "diffusion": calls * (call_fixed + call_per_frame * frames) * self.correction["diffusion"],
-            "decode": decode_per_frame * frames * self.correction["decode"],
+            "text": text / parallel * correction["text"],
+            "diffusion": call_units * call / parallel * correction["diffusion"],
+            "decode": decode_per_frame * frames / parallel * correction["decode"],
         }
 
-    def plan(self, frames: int, calls: int) -> list[tuple[str, float]]:
-        est = self.estimate(frames, calls)
+    def estimate(self, frames: int, calls: int, guided: int = 0) -> dict[str, float]:
+        return self._estimate(frames, calls, guided, self.correction)
+
+    def plan(self, frames: int, calls: int, guided: int = 0) -> list[tuple[str, float]]:
+        est = self.estimate(frames, calls, guided)
         return [(phase, max(est[phase], 1e-6)) for phase in ("text", "diffusion", "decode")]
 
-    def learn(self, frames: int, calls: int, measured: dict[str, float]) -> None:
-        base = CostModel(self.device).estimate(frames, calls)
+    def learn(self, frames: int, calls: int, measured: dict[str, float], guided: int = 0) -> None:
+        base = self._estimate(frames, calls, guided, {"text": 1.0, "diffusion": 1.0, "decode": 1.0})
         for phase, seconds in measured.items():
             if seconds > 0 and base.get(phase, 0) > 0:
                 ratio = seconds / base[phase]
@@ -202,6 +218,8 @@ class AceStepBackend(Backend):
         target = ResolvedDevice(device=target.device, dtype=dtype, low_vram=target.low_vram)
         self._check_memory(needs, target)
 
+        import torch
+
         from .pipeline import AceStepPipeline  # torch + transformers: only now
 
         try:
@@ -220,7 +238,9 @@ class AceStepBackend(Backend):
         except Exception as exc:  # unreadable files surface as assorted library errors
             raise ModelLoadFailed(f"ACE-Step could not be loaded from {root}: {exc}", hint=SETUP_HINT) from exc
         self._pipeline, self._target = pipeline, target
-        self._costs = self._costs if self._costs and self._costs.device == target.device else CostModel(target.device)
+        threads = torch.get_num_threads()
+        if not (self._costs and (self._costs.device, self._costs.threads) == (target.device, threads)):
+            self._costs = CostModel(target.device, threads)
         log.info("ace_step: loaded %s on %s (%s%s)", root, target.device, target.dtype_name,
                  ", low-VRAM" if target.low_vram else "")
 
@@ -240,12 +260,14 @@ class AceStepBackend(Backend):
         import numpy as np
         import torch
 
-        from .pipeline import frame_length, transformer_calls
+        from .pipeline import frame_length, guided_calls, transformer_calls
 
         params = self.capabilities().resolve_params(dict(request.params))
         frames = frame_length(request.duration_sec)
         calls = transformer_calls(params["inference_steps"], params["scheduler"])
-        progress.plan(self._costs.plan(frames, calls))
+        guided = guided_calls(params["inference_steps"], params["scheduler"], params["guidance_scale"],
+                              params["guidance_interval"])
+        progress.plan(self._costs.plan(frames, calls, guided))
         clock = _PhaseClock(progress)
         try:
             output = self._pipeline(
@@ -278,7 +300,7 @@ class AceStepBackend(Backend):
             if self._target.device != "cpu":
                 empty_cache(self._target.device)
         clock.finish()
-        self._costs.learn(frames, calls, clock.seconds)
+        self._costs.learn(frames, calls, clock.seconds, guided)
 
         samples = output.wav_48k.numpy().astype(np.float32, copy=False)
         return GeneratedAudio(

@@ -62,6 +62,16 @@ def transformer_calls(infer_step: int, scheduler_type: str) -> int:
     return 2 * infer_step - 1 if scheduler_type == "heun" else infer_step
 
 
+def guided_calls(infer_step: int, scheduler_type: str, guidance_scale: float, guidance_interval: float) -> int:
+    """How many of those iterations are guided (a batch of two): the loop's own rule."""
+    from .guidance import guidance_window
+
+    if guidance_scale in (0.0, 1.0):
+        return 0
+    start, end = guidance_window(infer_step, guidance_interval)
+    return len(range(start, min(end, transformer_calls(infer_step, scheduler_type))))
+
+
 @dataclass(frozen=True)
 class Guidance:
     """How the denoising loop guides, as the official ``__call__`` arguments name it."""
