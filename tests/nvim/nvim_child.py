@@ -176,6 +176,9 @@ def stop_child(child: Child) -> None:
         pass  # already gone (a test quit it)
     child.quit()
     for pid in child.pids:
+        # A shared daemon rightly outlives its last editor by its idle grace (30 s): end it.
+        if not wait_gone(pid, 1.0):
+            os.kill(pid, signal.SIGTERM)
         if not wait_gone(pid, 5.0):
             os.kill(pid, signal.SIGKILL)
 

@@ -17,8 +17,8 @@ def track_changes(d) -> list[str]:
 
 def test_radio_on_a_backend_slower_than_real_time_loops_until_the_next_is_ready(cache_dir, tmp_path):
     cap = tmp_path / "radio.f32"
-    # Each 5 s track takes 8 s to make; the capture plays at twice real time (2.5 s per pass).
-    with start(cache_dir, f"capture {cap} 2", paced_sec=8) as d:
+    # Each 5 s track takes 4 s to make; the capture plays at 4x real time (1.25 s per pass).
+    with start(cache_dir, f"capture {cap} 4", paced_sec=4) as d:
         reply = d.call("radio_start", prompt="rainy jazz", duration_sec=5, crossfade_sec=1.0)
         assert reply["result"]["radio"] is True and reply["result"]["from_library"] is False
         wait_until(lambda: len(track_changes(d)) >= 3, 120, "two radio track changes")
@@ -40,8 +40,9 @@ def test_radio_on_a_backend_slower_than_real_time_loops_until_the_next_is_ready(
 def test_ten_minutes_of_radio_on_the_procedural_backend_have_no_gap(cache_dir, tmp_path):
     cap = tmp_path / "radio.f32"
     minutes = 10
-    # 20x real time: ten minutes of audio in about half a minute, tracks changing every few passes.
-    with start(cache_dir, f"capture {cap} 20") as d:
+    # 40x real time: ten minutes of audio in about a quarter of a minute, tracks changing every
+    # few passes (a 20 s track renders in well under its 0.5 s pass).
+    with start(cache_dir, f"capture {cap} 40") as d:
         d.call("radio_start", prompts=["rainy jazz", "sunny upbeat", "sad piano night"], duration_sec=20,
                crossfade_sec=4.0)
         wait_until(lambda: cap.exists() and cap.stat().st_size >= minutes * 60 * RATE * 8, 240,
