@@ -293,7 +293,7 @@ class App:
 
         if not np.all(np.isfinite(result.samples)):
             raise ModelInferenceFailed("the model produced NaN/inf audio", hint="Retry with another seed.")
-        finished = audio.finish(result.samples, result.sample_rate)
+        finished = audio.finish(result.samples, result.sample_rate, loopable=result.loopable)
         data = encode_isolated(finished, audio.OUTPUT_SAMPLE_RATE, job.fmt, cancelled=lambda: job.cancel.cancelled)
         duration = finished.shape[-1] / audio.OUTPUT_SAMPLE_RATE
         meta = {
@@ -310,6 +310,7 @@ class App:
             "generation_time_sec": round(time.perf_counter() - started, 3),
             "created_at": time.time(),
             "cache_key": job.cache_key,
+            "loopable": result.loopable,
             **{k: v for k, v in result.metadata.items() if k not in ("prompt", "seed", "backend")},
         }
         track = self.library.save(job.track_id, data, job.fmt, meta, before_commit=job.cancel.commit)

@@ -16,8 +16,9 @@ FADE_SEC = 0.005  # a few ms: removes the click of a non-zero first/last sample,
 FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS")}
 
 
-def finish(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Return ``samples`` (channels, frames) as float32 stereo at 48 kHz with faded edges."""
+def finish(samples: np.ndarray, sample_rate: int, *, loopable: bool = False) -> np.ndarray:
+    """Return ``samples`` (channels, frames) as float32 stereo at 48 kHz with faded edges;
+    a ``loopable`` track keeps its edges (its end already flows into its start)."""
     audio = np.asarray(samples, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[None, :]
@@ -25,7 +26,7 @@ def finish(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         audio = np.repeat(audio, 2, axis=0)  # mono models are written as centred stereo
     if sample_rate != OUTPUT_SAMPLE_RATE:
         audio = resample(audio, sample_rate, OUTPUT_SAMPLE_RATE)
-    return apply_fades(audio, OUTPUT_SAMPLE_RATE)
+    return audio if loopable else apply_fades(audio, OUTPUT_SAMPLE_RATE)
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

@@ -94,6 +94,7 @@ class Sidecar(BaseModel):
     generation_time_sec: Optional[Number] = None
     created_at: Number = 0.0
     params: dict[str, Scalar] = {}
+    loopable: bool = False  # made to loop (edges not faded): playback wraps on the last sample
 
     @model_validator(mode="after")
     def _file_is_the_tracks_own(self) -> "Sidecar":

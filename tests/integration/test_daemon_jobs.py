@@ -6,6 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -130,6 +131,25 @@ def test_same_request_and_seed_give_a_bit_identical_file(cache_dir, tmp_path):
             track = d.call("generate", prompt="jazzy rain", duration_sec=12, seed=4242)["result"]["track_id"]
             hashes.append(sha256(d.wait_for("generation_complete", track_id=track)["path"]))
     assert hashes[0] == hashes[1]
+
+
+def test_a_procedural_file_is_its_seamless_render_to_the_edges_so_loops_do_not_dip(daemon):
+    from lofi_daemon.backends.base import CancelToken
+    from lofi_daemon.backends.procedural import render
+
+    class Quiet:
+        def plan(self, phases): pass
+        def update(self, phase, current, total): pass
+
+    track = daemon.call("generate", prompt="jazzy rain", duration_sec=6, seed=9)["result"]["track_id"]
+    path = Path(daemon.wait_for("generation_complete", track_id=track)["path"])
+    written, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    rendered = render("jazzy rain", 6, 9, Quiet(), CancelToken()).samples.T
+    edges = np.r_[0:240, -240:0]  # the 5 ms an edge fade would take at each end
+    assert np.abs(rendered[edges]).max() > 0.05  # music right up to the edges: a fade would show
+    assert rate == 48000 and written.shape == rendered.shape
+    assert np.abs(written - rendered).max() <= 3 / 32768  # PCM16 rounding, edges included
+    assert json.loads(path.with_suffix(".json").read_text())["loopable"] is True
 
 
 def test_identical_request_is_served_from_the_cache_at_once(daemon):

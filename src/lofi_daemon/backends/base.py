@@ -121,6 +121,9 @@ class GeneratedAudio:
     sample_rate: int
     # Anything that can change bits or explains the result: device, dtype, threads, ...
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Made to loop: the last sample flows into the first, so no edge fades (they would dip
+    # at every pass) and playback wraps on the exact last sample.
+    loopable: bool = False
 
 
 class Progress(Protocol):

@@ -22,7 +22,7 @@ import numpy as np
 from .base import Backend, CancelToken, Capabilities, GeneratedAudio, GenerationRequest, Progress
 
 SAMPLE_RATE = 48_000
-MODEL_VERSION = "procedural-1"
+MODEL_VERSION = "procedural-2"  # 2: files keep their seamless edges (no fades)
 
 # Scale degrees (semitones over the key root) and chord tones for the progressions.
 MAJOR_PROGRESSIONS = [  # ii9 - V13 - Imaj9 - vi9 and friends
@@ -188,6 +188,7 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
         sample_rate=SAMPLE_RATE,
         metadata={"device": "cpu", "dtype": "float64", "bpm": round(bpm, 2), "bars": bars,
                   "minor": style.minor, "numpy": np.__version__},
+        loopable=True,
     )
 
 
