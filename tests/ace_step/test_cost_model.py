@@ -49,7 +49,7 @@ def test_a_measured_run_moves_the_next_estimate_halfway():
     model = CostModel("cpu", 2)
     frames, calls, guided = frame_length(30.0), 27, 14
     before = model.estimate(frames, calls, guided)
-    model.learn(frames, calls, {phase: 2 * seconds for phase, seconds in before.items()}, guided)
+    model.learn({phase: 2 * seconds for phase, seconds in before.items()}, frames, calls, guided)
     after = model.estimate(frames, calls, guided)
     for phase in before:
         assert after[phase] == pytest.approx(1.5 * before[phase])

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from ...device import DevicePlan, ResolvedDevice, check_memory, empty_cache, res
 from ...errors import LofiError, ModelInferenceFailed, ModelLoadFailed
 from ...models.manifests import ACE_STEP
 from ..base import Backend, CancelToken, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
+from ..phase_costs import PhaseClock, PhaseCosts
 from .checkpoint import SETUP_HINT, SUBDIRS, find_checkpoint, missing_parts
 
 if TYPE_CHECKING:
@@ -69,18 +69,15 @@ PARAMETERS = (
 
 
 @dataclass
-class CostModel:
-    """Seconds per phase, so progress tracks wall time and the first ETA is believable.
+class CostModel(PhaseCosts):
+    """ACE-Step v1's phases for ``(frames, calls, guided)``.
 
     CPU: core-seconds of the full-size model in float32 on one AVX2 core, measured with
     ``bench/bench_ace_step_ab.py`` (docs/benchmarks.md), spread over the compute threads. MPS
-    and CUDA: wall seconds, rough guesses. After each generation the measured time of every
-    phase corrects its estimate, so the next plan is this machine's own.
+    and CUDA: wall seconds, rough guesses.
     """
 
-    device: str
     threads: int = 1
-    correction: dict[str, float] = field(default_factory=lambda: {"text": 1.0, "diffusion": 1.0, "decode": 1.0})
 
     # text = a; an unguided transformer call = b + c * frames (a guided one is a batch of two,
     # GUIDED_COST times as long); decode = d * frames
@@ -93,59 +90,15 @@ class CostModel:
     # Two threads on two cores do about 1.8 cores' work (docs/benchmarks.md, quiet-machine runs).
     PARALLEL_EFFICIENCY = 0.8
 
-    def _parallel(self) -> float:
-        if self.device != "cpu":
-            return 1.0
-        return 1.0 + (max(1, self.threads) - 1) * self.PARALLEL_EFFICIENCY
-
-    def _estimate(self, frames: int, calls: int, guided: int, correction: dict[str, float]) -> dict[str, float]:
+    def base(self, frames: int, calls: int, guided: int = 0) -> dict[str, float]:
         text, call_fixed, call_per_frame, decode_per_frame = self._BASE.get(self.device, self._BASE["cpu"])
-        call = call_fixed + call_per_frame * frames
+        parallel = 1.0 + (max(1, self.threads) - 1) * self.PARALLEL_EFFICIENCY if self.device == "cpu" else 1.0
         call_units = calls + guided * (self.GUIDED_COST - 1.0)
-        parallel = self._parallel()
         return {
-            "text": text / parallel * correction["text"],
-            "diffusion": call_units * call / parallel * correction["diffusion"],
-            "decode": decode_per_frame * frames / parallel * correction["decode"],
+            "text": text / parallel,
+            "diffusion": call_units * (call_fixed + call_per_frame * frames) / parallel,
+            "decode": decode_per_frame * frames / parallel,
         }
-
-    def estimate(self, frames: int, calls: int, guided: int = 0) -> dict[str, float]:
-        return self._estimate(frames, calls, guided, self.correction)
-
-    def plan(self, frames: int, calls: int, guided: int = 0) -> list[tuple[str, float]]:
-        est = self.estimate(frames, calls, guided)
-        return [(phase, max(est[phase], 1e-6)) for phase in ("text", "diffusion", "decode")]
-
-    def learn(self, frames: int, calls: int, measured: dict[str, float], guided: int = 0) -> None:
-        base = self._estimate(frames, calls, guided, {"text": 1.0, "diffusion": 1.0, "decode": 1.0})
-        for phase, seconds in measured.items():
-            if seconds > 0 and base.get(phase, 0) > 0:
-                ratio = seconds / base[phase]
-                # Smooth, so one disturbed run (another process on the CPU) does not dominate.
-                self.correction[phase] = 0.5 * self.correction[phase] + 0.5 * ratio
-
-
-class _PhaseClock:
-    """Forwards pipeline progress to the job and times each phase."""
-
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-        self._phase: str | None = None
-        self._started = time.monotonic()
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, phase: str, current: int, total: int) -> None:
-        now = time.monotonic()
-        if phase != self._phase:
-            if self._phase is not None:
-                self.seconds[self._phase] = self.seconds.get(self._phase, 0.0) + now - self._started
-            self._phase, self._started = phase, now
-        self._progress.update(phase, current, total)
-
-    def finish(self) -> None:
-        if self._phase is not None:
-            self.seconds[self._phase] = self.seconds.get(self._phase, 0.0) + time.monotonic() - self._started
-            self._phase = None
 
 
 class AceStepBackend(Backend):
@@ -268,7 +221,7 @@ class AceStepBackend(Backend):
         guided = guided_calls(params["inference_steps"], params["scheduler"], params["guidance_scale"],
                               params["guidance_interval"])
         progress.plan(self._costs.plan(frames, calls, guided))
-        clock = _PhaseClock(progress)
+        clock = PhaseClock(progress)
         try:
             output = self._pipeline(
                 prompt=request.prompt,
@@ -300,7 +253,7 @@ class AceStepBackend(Backend):
             if self._target.device != "cpu":
                 empty_cache(self._target.device)
         clock.finish()
-        self._costs.learn(frames, calls, clock.seconds, guided)
+        self._costs.learn(clock.seconds, frames, calls, guided)
 
         samples = output.wav_48k.numpy().astype(np.float32, copy=False)
         return GeneratedAudio(

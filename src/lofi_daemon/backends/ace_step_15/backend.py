@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...device import DevicePlan, ResolvedDevice, check_memory, empty_cache, resolve
 from ...errors import InvalidParams, LofiError, ModelInferenceFailed, ModelLoadFailed
 from ...models.manifests import ace_step_15_manifest
-from ..ace_step.backend import _PhaseClock
 from ..base import Backend, CancelToken, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
+from ..phase_costs import PhaseClock, PhaseCosts
 from .decode import TilePlan
 from .variants import ENV_VARIANT, PREFS_VARIANT_KEY, VARIANTS, Variant, choose_variant
 
@@ -76,8 +76,8 @@ def parameters(variant: Variant) -> tuple[ParamSpec, ...]:
 
 
 @dataclass
-class CostModel:
-    """Seconds per phase, so progress tracks wall time; corrected by each run's measurements.
+class CostModel(PhaseCosts):
+    """ACE-Step 1.5's phases for ``(latents, calls)``.
 
     text = a; one transformer call = b + c * latents; decode = d * latents. CPU: the full-size
     2B turbo in float32 from bench/bench_ace_step_15.py (docs/benchmarks.md: 26.2 CPU-s per
@@ -86,31 +86,15 @@ class CostModel:
     ratios between phases matter for the percent, and each run corrects them.
     """
 
-    device: str
-    correction: dict[str, float] = field(default_factory=lambda: {"text": 1.0, "diffusion": 1.0, "decode": 1.0})
-
     _BASE = {
         "cpu": (2.0, 2.5, 0.014, 0.096),
         "mps": (0.3, 0.3, 0.002, 0.01),
         "cuda": (0.1, 0.02, 0.0001, 0.001),
     }
 
-    def _estimate(self, latents: int, calls: int, correction: dict[str, float]) -> dict[str, float]:
+    def base(self, latents: int, calls: int) -> dict[str, float]:
         text, fixed, per_latent, decode = self._BASE.get(self.device, self._BASE["cpu"])
-        return {"text": text * correction["text"],
-                "diffusion": calls * (fixed + per_latent * latents) * correction["diffusion"],
-                "decode": decode * latents * correction["decode"]}
-
-    def plan(self, latents: int, calls: int) -> list[tuple[str, float]]:
-        est = self._estimate(latents, calls, self.correction)
-        return [(phase, max(est[phase], 1e-6)) for phase in ("text", "diffusion", "decode")]
-
-    def learn(self, latents: int, calls: int, measured: dict[str, float]) -> None:
-        base = self._estimate(latents, calls, {"text": 1.0, "diffusion": 1.0, "decode": 1.0})
-        for phase, seconds in measured.items():
-            if seconds > 0 and base.get(phase, 0) > 0:
-                # Smoothed, so one disturbed run does not dominate.
-                self.correction[phase] = 0.5 * self.correction[phase] + 0.5 * seconds / base[phase]
+        return {"text": text, "diffusion": calls * (fixed + per_latent * latents), "decode": decode * latents}
 
 
 class AceStep15Backend(Backend):
@@ -297,7 +281,7 @@ class AceStep15Backend(Backend):
         steps = params["inference_steps"]
         guided = not self._pipe.is_turbo and params["guidance_scale"] > 1.0
         progress.plan(self._costs.plan(latents_len, steps * (2 if guided else 1)))
-        clock = _PhaseClock(progress)
+        clock = PhaseClock(progress)
         sampling = SamplingRequest(
             prompt=request.prompt, duration_sec=float(request.duration_sec), seed=int(request.seed), steps=steps,
             guidance_scale=params["guidance_scale"], shift=params["shift"],
@@ -326,7 +310,7 @@ class AceStep15Backend(Backend):
             if device != "cpu":
                 empty_cache(device)
         clock.finish()
-        self._costs.learn(latents_len, steps * (2 if guided else 1), clock.seconds)
+        self._costs.learn(clock.seconds, latents_len, steps * (2 if guided else 1))
         samples = audio.numpy()
         return GeneratedAudio(samples=samples, sample_rate=SAMPLE_RATE, metadata={
             **self._target.describe(),
