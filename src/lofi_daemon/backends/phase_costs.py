@@ -18,15 +18,24 @@ PHASES = ("text", "diffusion", "decode")
 
 @dataclass
 class PhaseCosts:
-    """Seconds per phase: ``base(*shape)`` (a subclass's model of the hardware) times a
+    """Seconds per phase: a subclass's ``work(*shape)``, spread over the CPU threads, times a
     correction learned from finished runs."""
 
     device: str
+    threads: int = 1  # the CPU's compute threads (torch.get_num_threads() when loaded)
     correction: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 1.0), kw_only=True)
 
-    def base(self, *shape: int) -> dict[str, float]:
-        """Uncorrected seconds of each phase for a request of this shape."""
+    # Two threads on two cores do about 1.8 cores' work (docs/benchmarks.md, quiet-machine runs).
+    PARALLEL_EFFICIENCY = 0.8
+
+    def work(self, *shape: int) -> dict[str, float]:
+        """Each phase for a request of this shape: core-seconds on the CPU, seconds elsewhere."""
         raise NotImplementedError
+
+    def base(self, *shape: int) -> dict[str, float]:
+        """Uncorrected seconds of each phase."""
+        parallel = 1.0 + (max(1, self.threads) - 1) * self.PARALLEL_EFFICIENCY if self.device == "cpu" else 1.0
+        return {phase: seconds / parallel for phase, seconds in self.work(*shape).items()}
 
     def estimate(self, *shape: int) -> dict[str, float]:
         base = self.base(*shape)

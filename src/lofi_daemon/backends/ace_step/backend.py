@@ -73,11 +73,8 @@ class CostModel(PhaseCosts):
     """ACE-Step v1's phases for ``(frames, calls, guided)``.
 
     CPU: core-seconds of the full-size model in float32 on one AVX2 core, measured with
-    ``bench/bench_ace_step_ab.py`` (docs/benchmarks.md), spread over the compute threads. MPS
-    and CUDA: wall seconds, rough guesses.
+    ``bench/bench_ace_step_ab.py`` (docs/benchmarks.md). MPS and CUDA: rough guesses.
     """
-
-    threads: int = 1
 
     # text = a; an unguided transformer call = b + c * frames (a guided one is a batch of two,
     # GUIDED_COST times as long); decode = d * frames
@@ -87,18 +84,12 @@ class CostModel(PhaseCosts):
         "cuda": (0.1, 0.03, 0.0002, 0.002),
     }
     GUIDED_COST = 1.8  # 1.9x at one thread, 1.7x at two
-    # Two threads on two cores do about 1.8 cores' work (docs/benchmarks.md, quiet-machine runs).
-    PARALLEL_EFFICIENCY = 0.8
 
-    def base(self, frames: int, calls: int, guided: int = 0) -> dict[str, float]:
+    def work(self, frames: int, calls: int, guided: int = 0) -> dict[str, float]:
         text, call_fixed, call_per_frame, decode_per_frame = self._BASE.get(self.device, self._BASE["cpu"])
-        parallel = 1.0 + (max(1, self.threads) - 1) * self.PARALLEL_EFFICIENCY if self.device == "cpu" else 1.0
         call_units = calls + guided * (self.GUIDED_COST - 1.0)
-        return {
-            "text": text / parallel,
-            "diffusion": call_units * (call_fixed + call_per_frame * frames) / parallel,
-            "decode": decode_per_frame * frames / parallel,
-        }
+        return {"text": text, "diffusion": call_units * (call_fixed + call_per_frame * frames),
+                "decode": decode_per_frame * frames}
 
 
 class AceStepBackend(Backend):

@@ -79,20 +79,20 @@ def parameters(variant: Variant) -> tuple[ParamSpec, ...]:
 class CostModel(PhaseCosts):
     """ACE-Step 1.5's phases for ``(latents, calls)``.
 
-    text = a; one transformer call = b + c * latents; decode = d * latents. CPU: the full-size
-    2B turbo in float32 from bench/bench_ace_step_15.py (docs/benchmarks.md: 26.2 CPU-s per
-    call at 750 latents, 89.7 at 3000, 4.8 CPU-s of decode per second of audio), halved for
-    two threads; the text encoder is a guess. MPS and CUDA are unmeasured guesses: only the
+    text = a; one transformer call = b + c * latents; decode = d * latents. CPU: core-seconds
+    of the full-size 2B turbo in float32 from bench/bench_ace_step_15.py (docs/benchmarks.md:
+    26.2 CPU-s per call at 750 latents, 89.7 at 3000, 4.8 CPU-s of decode per second of audio
+    = 25 latents); the text encoder is a guess. MPS and CUDA are unmeasured guesses: only the
     ratios between phases matter for the percent, and each run corrects them.
     """
 
     _BASE = {
-        "cpu": (2.0, 2.5, 0.014, 0.096),
+        "cpu": (4.0, 5.0, 0.028, 0.192),
         "mps": (0.3, 0.3, 0.002, 0.01),
         "cuda": (0.1, 0.02, 0.0001, 0.001),
     }
 
-    def base(self, latents: int, calls: int) -> dict[str, float]:
+    def work(self, latents: int, calls: int) -> dict[str, float]:
         text, fixed, per_latent, decode = self._BASE.get(self.device, self._BASE["cpu"])
         return {"text": text, "diffusion": calls * (fixed + per_latent * latents), "decode": decode * latents}
 
@@ -228,6 +228,8 @@ class AceStep15Backend(Backend):
         target = resolve(device, vram_needed_bytes=needs.total(plan_target.dtype))
         needs.check(target)
 
+        import torch
+
         from .components import load_pipeline  # torch, transformers, diffusers: only now
         from .placement import OneAtATime, pinned_pipeline_class
 
@@ -247,8 +249,9 @@ class AceStep15Backend(Backend):
             raise ModelLoadFailed(f"ACE-Step 1.5 could not be loaded on {target.device}: {exc}",
                                   hint="Close other programs or pick a smaller variant.") from None
         self._pipe, self._target = pipe, target
-        if self._costs is None or self._costs.device != target.device:
-            self._costs = CostModel(target.device)
+        threads = torch.get_num_threads()
+        if self._costs is None or (self._costs.device, self._costs.threads) != (target.device, threads):
+            self._costs = CostModel(target.device, threads)
         log.info("ace_step_15: loaded %s on %s (%s)", self.model_version, target.device, target.dtype_name)
 
     def unload(self) -> None:
