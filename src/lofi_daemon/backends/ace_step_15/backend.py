@@ -99,6 +99,7 @@ class CostModel(PhaseCosts):
 
 class AceStep15Backend(Backend):
     name = "ace_step_15"
+    requires = ("torch", "transformers", "diffusers")
 
     def __init__(self, settings: "Settings", store: "ModelStore") -> None:
         self._settings = settings
