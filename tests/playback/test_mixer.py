@@ -92,6 +92,29 @@ def test_pause_ramps_to_silence_holds_the_position_and_resume_ramps_back():
     assert np.abs(np.diff(up[:, 0])).max() <= 0.5 / RAMP * 1.01
 
 
+def test_stop_while_paused_stays_silent():
+    mixer = Mixer()
+    mixer.play(Voice(stereo(np.full(RATE * 2, 0.5)), "a", loopable=True))
+    render(mixer, 0.1)
+    mixer.set_paused(True)
+    render(mixer, 0.1)
+    mixer.stop()
+    assert np.all(render(mixer, 0.1) == 0.0)  # the paused track does not come back to fade out
+    assert mixer.state == "stopped" and not mixer.active
+
+
+def test_play_while_paused_starts_the_new_track_without_the_paused_one():
+    mixer = Mixer()
+    mixer.play(Voice(stereo(np.full(RATE * 2, 0.5)), "a", loopable=True))
+    render(mixer, 0.1)
+    mixer.set_paused(True)
+    render(mixer, 0.1)
+    mixer.play(Voice(stereo(np.full(RATE * 2, -0.25)), "b", loopable=True))
+    out = render(mixer, 0.5)
+    assert out[:, 0].max() <= 0.0  # nothing of the paused track, only the new one ramping in
+    assert np.all(out[RAMP:, 0] == np.float32(-0.25)) and mixer.state == "playing"
+
+
 def test_volume_moves_in_a_ramp_without_zipper_steps():
     track = stereo(np.full(RATE * 2, 0.5))
     mixer = Mixer()

@@ -198,9 +198,8 @@ class Mixer:
         voice.loop = self.loop
         self.queued = None
         self.skip_pending = False
-        if self.paused:  # play means play
-            self.paused = False
-            self.pause.set(1.0)
+        if self.paused:  # play means play; the paused track is not heard again
+            self._end_paused()
         self._switch_to(voice, max(self.ramp_frames, int(round(fade_sec * RATE))) if self.current else self.ramp_frames)
 
     def enqueue(self, voice: Voice) -> None:
@@ -222,13 +221,24 @@ class Mixer:
     def stop(self) -> None:
         self.queued = None
         self.skip_pending = False
+        if self.paused:
+            if self.current is not None:
+                self._event("stopped", track_id=self.current.track_id)
+            self._end_paused()
+            return
         if self.current is not None:
             self.outgoing.append((self.current, Fade(self.ramp_frames, rising=False)))
             self._event("stopped", track_id=self.current.track_id)
             self.current = None
             self._fade_in = None
+
+    def _end_paused(self) -> None:
+        """Paused, what plays is silent (or within one ramp of it): it ends where it is. A
+        fade-out would be heard, because the pause gain would have to come back up under it."""
+        self.current, self._fade_in = None, None
+        self.outgoing.clear()
         self.paused = False
-        self.pause.set(1.0)
+        self.pause = Ramp(1.0, self.ramp_frames)  # nothing left to hear: full gain at once
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
