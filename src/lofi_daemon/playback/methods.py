@@ -24,7 +24,6 @@ from .radio import Radio, RadioPlan
 
 Notify = Callable[[str, dict[str, Any]], None]
 
-LOOPABLE_BACKENDS = {"procedural"}  # made to loop on their exact last sample
 RADIO_DEFAULT_DURATION_SEC = 30.0
 
 
@@ -105,7 +104,9 @@ class PlaybackService:
         return await self._submit(request)
 
     def _play_command(self, cmd: str, track_id: str, path: Path, meta: dict[str, Any]) -> None:
-        loopable = meta.get("loopable") is True or meta.get("backend") in LOOPABLE_BACKENDS
+        # The sidecar says so (procedural-2 on): older procedural files have faded edges, so an
+        # exact wrap would dip; they take the tail->head crossfade like any other track.
+        loopable = meta.get("loopable") is True
         info = {"prompt": meta.get("prompt") or path.name, "backend": meta.get("backend")}
         self.engine.tracks[track_id] = info
         self.engine.send({"cmd": cmd, "track_id": track_id, "path": str(path), "loopable": loopable, "info": info})
