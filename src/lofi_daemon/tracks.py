@@ -208,8 +208,9 @@ class TrackLibrary:
         self._by_key = {t.meta["cache_key"]: t.track_id for t in by_id.values() if t.meta.get("cache_key")}
         self._dir_stamp = stamp
         # Folder mtimes move in coarse ticks: a change in the same tick as our scan would not
-        # show as a new mtime, so a recently changed folder is listed again next time.
-        self._recheck = scanned_at - st.st_mtime_ns < MTIME_TICK_NS
+        # show as a new mtime, so a recently changed folder is listed again next time. (abs: a
+        # folder dated ahead by a sync tool or a wrong clock is not "recent" for ever.)
+        self._recheck = abs(scanned_at - st.st_mtime_ns) < MTIME_TICK_NS
 
     def _sidecar_entry(self, entry: os.DirEntry, parsed: dict) -> Track | None:
         name = entry.name

@@ -74,6 +74,23 @@ def test_list_is_newest_first_and_filters_by_backend(tmp_path):
     assert [t.track_id for t in lib.list(backend="procedural")] == [T1]
 
 
+def test_a_folder_dated_in_the_future_is_not_listed_again_on_every_request(tmp_path, monkeypatch):
+    import os
+    import time
+
+    lib = TrackLibrary(tmp_path)
+    lib.save(T1, b"x", "wav", {"created_at": 1, "backend": "procedural"})
+    ahead = time.time() + 3600  # a synced cache, or a clock that was wrong
+    os.utime(tmp_path, (ahead, ahead))
+    assert [t.track_id for t in lib.list()] == [T1]
+    listings = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: listings.append(path) or real_scandir(path))
+    for _ in range(5):
+        assert [t.track_id for t in lib.list()] == [T1]
+    assert listings == []  # the folder did not change: nothing to read again
+
+
 def test_finish_resamples_to_48k_stereo_with_faded_edges():
     rate = 32000
     t = np.arange(rate * 2) / rate
