@@ -91,7 +91,7 @@ async def serve(settings: Settings, reader: BinaryIO, writer: BinaryIO) -> int:
 
 async def serve_socket(settings: Settings, path: Path, idle_exit_sec: float, outbox_bytes: int | None) -> int:
     """A unix socket for every client of this user, until idle, ``shutdown {force}`` or a signal."""
-    from .transport.server import DEFAULT_OUTBOX_BYTES, AlreadyServing, SocketServer
+    from .transport.server import DEFAULT_OUTBOX_BYTES, AlreadyServing, LockHolderSilent, SocketServer
 
     server: SocketServer | None = None
 
@@ -104,9 +104,12 @@ async def serve_socket(settings: Settings, path: Path, idle_exit_sec: float, out
                           on_idle=app.shutdown_requested.set, outbox_bytes=outbox_bytes or DEFAULT_OUTBOX_BYTES)
     try:
         await server.start()
-    except AlreadyServing as exc:
+    except AlreadyServing as exc:  # not a failure: the one that serves is there to use
         log.info("%s; exiting", exc)
         return 0
+    except LockHolderSilent as exc:  # a failure the starter must hear, with the reason
+        log.error("%s; exiting", exc)
+        return 1
     app.transport_info = server.info
     app.start()
     _on_signals(app.shutdown_requested.set)

@@ -94,6 +94,22 @@ def test_a_second_daemon_on_the_same_socket_leaves_the_first_one_serving(daemon)
         assert c.call("daemon_info")["result"]["pid"] == daemon.proc.pid
 
 
+def test_a_lock_holder_that_never_answers_makes_the_new_daemon_fail_not_succeed(root):
+    """Whoever started it (an editor, the CLI) must hear a failure with the reason, not an
+    exit 0 that reads as "a daemon serves" and leaves it retrying for half a minute."""
+    import fcntl
+
+    path = root / "run" / "daemon.sock"
+    path.parent.mkdir(mode=0o700)
+    with open(path.with_name(path.name + ".lock"), "w") as holder:  # alive, holds the lock, no socket
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        done = subprocess.run([sys.executable, "-m", "lofi_daemon", "--socket", str(path)],
+                              env=SharedDaemon.env(root / "cache"), stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=60)
+    assert done.returncode != 0
+    assert b"does not answer" in done.stderr
+
+
 def test_the_daemon_stays_while_a_client_remains_and_exits_after_the_grace(root):
     with SharedDaemon.start(root, idle_exit_sec=1.0) as daemon:
         a, b = daemon.client(), daemon.client()

@@ -41,6 +41,10 @@ class AlreadyServing(Exception):
     """Another live daemon serves this socket path."""
 
 
+class LockHolderSilent(Exception):
+    """A live process holds the life lock but nothing answers on the socket."""
+
+
 class SocketServer:
     def __init__(self, dispatcher: Dispatcher, path: Path, *, idle_exit_sec: float,
                  on_idle: Callable[[], None], outbox_bytes: int = DEFAULT_OUTBOX_BYTES) -> None:
@@ -63,7 +67,8 @@ class SocketServer:
 
     # ----- start and stop --------------------------------------------------------------------
     async def start(self) -> None:
-        """Take the life lock, replace a stale socket, listen. Raises AlreadyServing."""
+        """Take the life lock, replace a stale socket, listen. Raises AlreadyServing or
+        LockHolderSilent."""
         ensure_private_dir(self.path.parent)
         deadline = time.monotonic() + START_WAIT_SEC
         while not self._lock.try_acquire():
@@ -71,7 +76,7 @@ class SocketServer:
             if _connectable(self.path):
                 raise AlreadyServing(f"a daemon (pid {self._lock.holder_pid()}) already serves {self.path}")
             if time.monotonic() > deadline:
-                raise AlreadyServing(f"pid {self._lock.holder_pid()} holds {self._lock.path} but does not answer")
+                raise LockHolderSilent(f"pid {self._lock.holder_pid()} holds {self._lock.path} but does not answer")
             await asyncio.sleep(0.05)
         self._remove_leftover()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
