@@ -197,12 +197,11 @@ class App:
         name = self.registry.canonical(p.backend)
         backend = self.registry.get(name)
         manifest = getattr(backend, "manifest", None)  # what this backend will load (None: no weights)
-        running = self._downloads.get(name)
-        if running is not None and running[0].is_alive():
-            raise DownloadInProgress(f"{name} is already downloading", backend=name)
+        self._refuse_a_second_download(name)
         if manifest is None or (backend.is_installed()
                                 and not await asyncio.to_thread(self.store.needs_repair, manifest)):
             return {"started": False, "already_installed": True}
+        self._refuse_a_second_download(name)  # another client may have started one while we re-hashed
         self.registry.set_transient(name, "downloading")
         token = CancelToken()
         thread = threading.Thread(target=self._download, args=(name, manifest, token),
@@ -210,6 +209,11 @@ class App:
         self._downloads[name] = (thread, token)
         thread.start()
         return {"started": True, "already_installed": False}
+
+    def _refuse_a_second_download(self, name: str) -> None:
+        running = self._downloads.get(name)
+        if running is not None and running[0].is_alive():
+            raise DownloadInProgress(f"{name} is already downloading", backend=name)
 
     def install(self, name: str, manifest: Any, on_progress: Any, cancel: CancelToken) -> None:
         """Setup of one backend (blocking): download its files, then let it prepare them

@@ -75,3 +75,32 @@ def test_lofi_setup_does_not_say_nothing_to_download_over_a_corrupt_file(cache_d
     assert run.returncode == 0, run.stderr
     assert "nothing to download" not in run.stderr and "musicgen is installed" in run.stderr
     assert "nothing to download" in setup().stderr
+
+
+def test_two_setups_of_a_damaged_backend_at_once_start_one_repair(cache_dir, hub, monkeypatch):
+    """Two editors on one shared daemon press :LofiSetup together while it re-hashes."""
+    import asyncio
+
+    from lofi_daemon.app import App
+    from lofi_daemon.errors import DownloadInProgress
+    from lofi_daemon.rpc.params import BackendParams
+    from lofi_daemon.settings import Settings
+
+    with Daemon.start(cache_dir, {"HF_ENDPOINT": hub.endpoint}) as d:
+        d.call("download_backend", backend="musicgen")
+        d.wait_for("download_complete", timeout=120, backend="musicgen")
+    flip_one_byte(weights(cache_dir))
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+
+    async def both_at_once():
+        app = App(Settings.load(), lambda method, params: None)
+        app.start()
+        try:
+            return await asyncio.gather(*(app.download_backend(BackendParams(backend="musicgen")) for _ in range(2)),
+                                        return_exceptions=True)
+        finally:
+            await app.close()
+
+    answers = asyncio.run(both_at_once())
+    assert {"started": True, "already_installed": False} in answers
+    assert sum(isinstance(a, DownloadInProgress) for a in answers) == 1, answers

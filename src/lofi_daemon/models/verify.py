@@ -95,7 +95,10 @@ def check_file(path: Path, rel: str, expected: Expected, *, hash_it: bool = True
         return BadFile(rel, "size", f"{size} bytes, expected {expected.size}")
     if hash_it and expected.has_checksum:
         h = ContentHash(expected)
-        h.catch_up(path)
+        try:
+            h.catch_up(path)
+        except FileNotFoundError:  # replaced under us (a repair running beside this check)
+            return BadFile(rel, "missing")
         problem = h.mismatch()
         if problem:
             return BadFile(rel, "checksum", problem)
