@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import logs
+from .backends.registry import resolve_alias
 from .errors import ErrorCode, LofiError
 from .rpc import params as P
 from .settings import Settings
@@ -173,6 +174,7 @@ async def _setup(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _setup_remote(endpoint: Endpoint, backend: str) -> int:
     """The running daemon downloads (every editor sees the progress); we draw it."""
+    name = resolve_alias(backend)  # the notifications name it so; others' downloads are not ours
     notes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     endpoint.on_notification = lambda method, payload: notes.put_nowait((method, payload))
     reply = await endpoint.call("download_backend", backend=backend)
@@ -183,6 +185,8 @@ async def _setup_remote(endpoint: Endpoint, backend: str) -> int:
     try:
         while True:
             method, p = await notes.get()
+            if p.get("backend") != name:
+                continue
             if method == "download_progress":
                 detail = (f"{p['component']} {p['component_percent']:.0f}% "
                           f"{p['bytes_downloaded'] / 1e6:.0f}/{p['bytes_total'] / 1e6:.0f} MB")
@@ -190,8 +194,8 @@ async def _setup_remote(endpoint: Endpoint, backend: str) -> int:
             elif method == "download_complete":
                 break
             elif method == "download_error":
-                raise LofiError(p.get("message", "download failed"), code=ErrorCode[p.get("code", "DOWNLOAD_FAILED")],
-                                hint=p.get("hint"))
+                code = ErrorCode.__members__.get(p.get("code", ""), ErrorCode.DOWNLOAD_FAILED)
+                raise LofiError(p.get("message", "download failed"), code=code, hint=p.get("hint"))
     finally:
         bar.done()
     print(f"{backend} is installed (downloaded by {endpoint.description})", file=sys.stderr)

@@ -30,6 +30,12 @@ FALLBACK = "procedural"
 MODEL_LIBRARIES = {"torch", "transformers", "diffusers", "safetensors", "tokenizers", "sentencepiece"}
 
 
+def resolve_alias(name: str) -> str:
+    """The backend name a user's spelling means ("ace-step" -> "ace_step"); not validated."""
+    key = name.strip().lower()
+    return ALIASES.get(key, key)
+
+
 class BackendRegistry:
     def __init__(self, settings: Any, store: Any, *, classes: dict[str, str] | None = None,
                  on_status: Callable[[str, str], None] = lambda name, status: None) -> None:
@@ -49,7 +55,7 @@ class BackendRegistry:
         return list(self._classes)
 
     def canonical(self, name: str) -> str:
-        key = ALIASES.get(name.strip().lower(), name.strip().lower())
+        key = resolve_alias(name)
         if key not in self._classes:
             raise InvalidBackend(f"unknown backend {name!r}", available=self.names,
                                  hint=f"Use one of: {', '.join(self.names)}.")
