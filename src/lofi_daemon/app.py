@@ -50,7 +50,6 @@ class App:
         self.settings = settings
         for problem in settings.problems:  # found before logging was set up
             log.warning("%s", problem)
-        self._notify = notify
         self._clock = clock
         self._new_id = id_factory
         self.store = store or ModelStore(settings.models_dir)

@@ -5,7 +5,6 @@ Only this module imports soundfile and soxr.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
@@ -68,10 +67,6 @@ def encode(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
         for start in range(0, frames.shape[0], ENCODE_BLOCK_FRAMES):
             out.write(np.ascontiguousarray(frames[start:start + ENCODE_BLOCK_FRAMES]))
     return buf.getvalue()
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def read(path: Path) -> tuple[np.ndarray, int]:

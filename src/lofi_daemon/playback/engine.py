@@ -81,8 +81,8 @@ class PlaybackEngine:
         code = proc.wait()
         self._loop.call_soon_threadsafe(self._on_exit, proc, code)
 
-    def _send_raw(self, cmd: dict[str, Any]) -> bool:
-        proc = self._proc
+    def _send_raw(self, cmd: dict[str, Any], proc: subprocess.Popen[bytes] | None = None) -> bool:
+        proc = proc or self._proc
         if proc is None or proc.stdin is None:
             return False
         with self._write_lock:
@@ -128,8 +128,8 @@ class PlaybackEngine:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        self._send_raw_to(proc, {"cmd": "stop"})
-        self._send_raw_to(proc, {"cmd": "quit"})
+        self._send_raw({"cmd": "stop"}, proc)
+        self._send_raw({"cmd": "quit"}, proc)
         try:
             if proc.stdin is not None:
                 proc.stdin.close()
@@ -140,14 +140,6 @@ class PlaybackEngine:
             await asyncio.wait_for(loop.run_in_executor(None, proc.wait), timeout=3)
         except asyncio.TimeoutError:
             proc.kill()
-
-    def _send_raw_to(self, proc: subprocess.Popen[bytes], cmd: dict[str, Any]) -> None:
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps(cmd).encode() + b"\n")
-            proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError, AssertionError):
-            pass
 
     # ----- events (on the loop) --------------------------------------------------------------
     def _on_event(self, proc: subprocess.Popen[bytes], event: dict[str, Any]) -> None:

@@ -320,13 +320,10 @@ class Mixer:
             buf += tmp
             if voice.passes != passes:
                 self._event("looped", track_id=voice.track_id, passes=voice.passes)
-            if got < n and voice.ended:
-                if self.queued is not None:
-                    self._switch_to(self.queued, self.ramp_frames)
-                else:
-                    self._event("ended", track_id=voice.track_id)
-                    self.current = None
-                    self._fade_in = None
+            if got < n and voice.ended:  # (a queued voice took over before the end: render())
+                self._event("ended", track_id=voice.track_id)
+                self.current = None
+                self._fade_in = None
         keep: list[tuple[Voice, Fade]] = []
         for old, fade in self.outgoing:
             tmp[:] = 0.0
