@@ -232,6 +232,11 @@ function H.greet(serial)
 end
 
 --- Ask the shared daemon who it is (pid, uptime, clients); `cb(err, info)`.
+--- Forget the connection and what it told us (its info would be stale after it).
+function H.forget()
+  H.conn, H.client, H.info, H.daemon_info = nil, nil, nil, nil
+end
+
 function M.refresh_info(cb)
   local serial = H.serial
   if not H.client then
@@ -530,7 +535,7 @@ function H.connect_failed(serial, err)
     return
   end
   local conn, client = H.conn, H.client
-  H.conn, H.client, H.info, H.daemon_info = nil, nil, nil, nil
+  H.forget()
   if conn then
     H.close_conn(conn)
   end
@@ -566,7 +571,7 @@ end
 function H.lost(client, what, headline, detail)
   local expected = H.stopping
   local socket = H.conn and H.conn.kind == "socket"
-  H.conn, H.client, H.info, H.daemon_info = nil, nil, nil, nil
+  H.forget()
   local err = errors.new("DAEMON_EXITED", what, "See the daemon log: " .. M.log_file())
   if client then
     client:fail_all(err)
@@ -637,7 +642,7 @@ function M.stop(opts)
     end
     H.serial = H.serial + 1 -- late callbacks of this connection are ignored
     H.close_conn(conn)
-    H.conn, H.client, H.info, H.daemon_info = nil, nil, nil, nil
+    H.forget()
     if client then
       client:fail_all(errors.new("DAEMON_EXITED", "disconnected from the daemon"))
     end
@@ -650,7 +655,7 @@ function M.stop(opts)
   pcall(proc.write, proc, nil) -- close stdin: the daemon also exits at EOF
   pcall(proc.wait, proc, opts.timeout_ms or 2000) -- kills it (SIGKILL) when the time is up
   if H.conn == conn then
-    H.conn, H.client = nil, nil
+    H.forget()
   end
 end
 
