@@ -143,6 +143,7 @@ class AceStepPipeline:
         text_encoder = TextEncoder.from_dir(root / "umt5-base", device=home, dtype=dtype)
         decoder = AudioDecoder.from_checkpoint(root, device=home, dtype=dtype)
         if compile:
+            transformer.uniform_block_args = True
             for block in transformer.transformer_blocks:
                 block.compile(dynamic=False)
         return cls(transformer, text_encoder, decoder, device=device, dtype=dtype, offload=offload)

@@ -214,6 +214,8 @@ class AceStepTransformer(nn.Module):
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         self.config = config
+        # Compiled blocks: every block gets the same arguments (see decode), so one graph serves.
+        self.uniform_block_args = False
         dim = config.inner_dim
         self.transformer_blocks = nn.ModuleList(
             [
@@ -315,9 +317,10 @@ class AceStepTransformer(nn.Module):
             latent_mask=attention_mask,
             cross_mask=cross_attention_mask(attention_mask, encoder_hidden_mask, self.config.num_attention_heads),
         )
-        # With ERG every block gets a query scale (ones outside blocks 15-19: q * 1.0 is exact),
-        # so a compiled block needs one graph per batch shape, not two.
-        plain_q_scale = None if erg_q_scale is None else torch.ones_like(erg_q_scale)
+        # Compiled, with ERG every block gets a query scale (ones outside blocks 15-19: q * 1.0 is
+        # exact), so a block needs one graph per batch shape, not two; eager blocks skip the multiply.
+        uniform = erg_q_scale is not None and self.uniform_block_args
+        plain_q_scale = torch.ones_like(erg_q_scale) if uniform else None
         for index, block in enumerate(self.transformer_blocks):
             q_scale = erg_q_scale if index in ERG_DIFFUSION_BLOCKS else plain_q_scale
             x = block(x, encoder_hidden_states, ctx, q_scale)
