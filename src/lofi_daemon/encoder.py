@@ -9,17 +9,18 @@ The child imports only numpy and soundfile (a fraction of a second).
 
 from __future__ import annotations
 
-import os
+import logging
 import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import IO, Callable
 
 import numpy as np
 
 from .errors import JobCancelled, StorageError
+
+log = logging.getLogger(__name__)
 
 POLL_SEC = 0.1  # how quickly a cancel reaches a running encoder
 
@@ -32,15 +33,13 @@ def encode_isolated(audio_data: np.ndarray, sample_rate: int, fmt: str,
     the child fails or dies.
     """
     frames = np.ascontiguousarray(np.asarray(audio_data, dtype=np.float32).T)  # (frames, channels)
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "lofi_daemon.encoder", str(sample_rate), str(frames.shape[1]), fmt],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True,  # a Ctrl-C meant for the editor does not reach it
     )
     out, err = bytearray(), bytearray()
-    pipes = [threading.Thread(target=_feed, args=(proc.stdin, frames.tobytes()), daemon=True),
+    pipes = [threading.Thread(target=_feed, args=(proc.stdin, memoryview(frames).cast("B")), daemon=True),
              threading.Thread(target=_drain, args=(proc.stdout, out), daemon=True),
              threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True)]
     for thread in pipes:
@@ -60,6 +59,9 @@ def encode_isolated(audio_data: np.ndarray, sample_rate: int, fmt: str,
         for thread in pipes:
             thread.join()
     seconds = frames.shape[0] / sample_rate
+    if proc.returncode != 0:  # the hints below send the user to the log: it must hold the why
+        log.warning("the %s encoder exited with %s; its stderr: %s", fmt, proc.returncode,
+                    err.decode("utf-8", "replace").strip()[-4000:] or "(empty)")
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
         raise StorageError(
@@ -74,7 +76,7 @@ def encode_isolated(audio_data: np.ndarray, sample_rate: int, fmt: str,
     return bytes(out)
 
 
-def _feed(pipe: IO[bytes], data: bytes) -> None:
+def _feed(pipe: IO[bytes], data: memoryview) -> None:
     try:
         pipe.write(data)
     except (BrokenPipeError, ValueError):

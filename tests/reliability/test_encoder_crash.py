@@ -85,6 +85,8 @@ def test_an_encoder_that_dies_is_a_storage_error_for_that_track_only(cache_dir):
         assert done["method"] == "generation_error", done
         assert done["code"] == "STORAGE_ERROR" and "SIGSEGV" in done["message"], done
         assert not list((cache_dir / "tracks").glob(f"{track_id}*"))  # nothing half-written
+        # The hint says "see the daemon log": the log says what happened.
+        assert "the ogg encoder exited with -11" in (cache_dir / "logs" / "daemon.log").read_text()
         # The daemon is fine and the next track is made.
         reply = d.call("generate", prompt="after the crash", duration_sec=5, seed=1)
         assert d.wait_terminal(reply["result"]["track_id"], timeout=120)["method"] == "generation_complete"
