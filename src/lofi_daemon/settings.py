@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .device import DEVICE_CHOICES, DTYPE_CHOICES, DevicePlan, valid_threads
-from .tracks import DIR_MODE, read_regular_file, remove_dead_temps, write_private_atomic
+from .files import DIR_MODE, read_regular_file, remove_dead_temps, write_private_atomic
 
 log = logging.getLogger(__name__)
 

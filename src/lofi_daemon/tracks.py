@@ -24,14 +24,12 @@ skipped with one log line, so no sidecar can point the library at a file outside
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import json
 import logging
 import math
 import os
 import re
-import secrets
 import shutil
 import stat
 import threading
@@ -43,17 +41,14 @@ from typing import Annotated, Any, Callable, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
 
 from .errors import StorageError, TrackNotFound
+from .files import DIR_MODE, OwnedTemp, fsync_dir, read_regular_file, temp_is_dead, unlink_if_unlocked
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("wav", "flac", "ogg")  # the same keys as audio.FORMATS (kept import-light here)
 TRACK_ID_RE = re.compile(r"t[0-9a-f]{12}")  # the form app.new_track_id makes
-TEMP_RE = re.compile(r"(?P<final>.+)\.(?P<pid>\d+)\.(?P<rand>[0-9a-f]+)\.tmp")
 MAX_SIDECAR_BYTES = 1 << 20
-STALE_TEMP_SEC = 3600.0  # longer than any write; a temp this old has no live writer
 MTIME_TICK_NS = 2_000_000_000  # a folder changed this recently may change again within one mtime tick
-FILE_MODE = 0o600
-DIR_MODE = 0o700
 
 
 def cache_key(*, backend: str, model_version: str, prompt: str, seed: int, duration_sec: float,
@@ -341,148 +336,20 @@ class TrackLibrary:
         for name, entry in entries.items():
             path = Path(entry.path)
             if name.endswith(".tmp"):
-                if temp_is_dead(path) and _unlink_if_unlocked(path):
+                if temp_is_dead(path) and unlink_if_unlocked(path):
                     removed.append(path)
                 continue
             stem, dot, ext = name.rpartition(".")
             if (dot and ext in FORMATS and TRACK_ID_RE.fullmatch(stem) and f"{stem}.json" not in entries
                     and entry.is_file(follow_symlinks=False)
-                    and _unlink_if_unlocked(path, unless_exists=self.root / f"{stem}.json")):
+                    and unlink_if_unlocked(path, unless_exists=self.root / f"{stem}.json")):
                 removed.append(path)
         for path in removed:
             log.info("tracks: removed %s, left by a writer that stopped before committing", path)
         return removed
 
 
-# ----- files: owned temp files, locks, errors -----------------------------------------------------
-
-class OwnedTemp:
-    """A new private file ``<final>.<pid>.<random>.tmp``, flock-ed while its owner lives."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self.fd = fd
-
-    @classmethod
-    def create(cls, final: Path) -> "OwnedTemp":
-        path = final.with_name(f"{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            pass  # a file system without locks: the pid in the name still protects it
-        return cls(path, fd)
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view[:1 << 22]):]
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def write_private_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` through an owned temp file (never through a symlink)."""
-    tmp = OwnedTemp.create(path)
-    try:
-        tmp.write(data)
-        os.replace(tmp.path, path)
-    except BaseException:
-        tmp.path.unlink(missing_ok=True)
-        raise
-    finally:
-        tmp.close()
-
-
-def read_regular_file(path: Path, limit: int) -> bytes:
-    """Read a regular file of at most ``limit`` bytes without blocking on a FIFO or device."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
-        if st.st_size > limit:
-            raise ValueError(f"larger than {limit} bytes")
-        chunks, total = [], 0
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > limit:
-                raise ValueError(f"larger than {limit} bytes")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_dead_temps(folder: Path, prefix: str) -> list[Path]:
-    """Remove ``<prefix>*.tmp`` files in ``folder`` that no live writer owns."""
-    removed = []
-    for path in folder.glob(f"{prefix}*.tmp"):
-        if temp_is_dead(path) and _unlink_if_unlocked(path):
-            removed.append(path)
-    return removed
-
-
-def temp_is_dead(path: Path) -> bool:
-    """Whether no writer can still own this temp file: its pid is gone, or it is very old."""
-    name = path.name
-    try:
-        age = time.time() - path.lstat().st_mtime
-    except OSError:
-        return False
-    if age > STALE_TEMP_SEC:
-        return True
-    match = TEMP_RE.fullmatch(name)
-    if match is None:
-        return False  # not a name we make; only its age can tell
-    try:
-        os.kill(int(match["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError, ValueError):
-        return False
-    return False
-
-
-def _unlink_if_unlocked(path: Path, unless_exists: Path | None = None) -> bool:
-    """Remove ``path`` unless a live writer holds its lock (or ``unless_exists`` appeared)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        except OSError:
-            pass
-        if unless_exists is not None and os.path.lexists(unless_exists):
-            return False  # its writer committed after all
-        path.unlink(missing_ok=True)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
+# ----- errors -----------------------------------------------------------------------------------
 
 def storage_error(exc: OSError, path: Path, *, needed_bytes: int = 0) -> StorageError:
     """A STORAGE_ERROR naming the path, the OS error and what the user can do about it."""

@@ -93,11 +93,17 @@ def test_two_setups_of_a_damaged_backend_at_once_start_one_repair(cache_dir, hub
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
 
     async def both_at_once():
-        app = App(Settings.load(), lambda method, params: None)
+        heard: list[str] = []
+        app = App(Settings.load(), lambda method, params: heard.append(method))
         app.start()
         try:
-            return await asyncio.gather(*(app.download_backend(BackendParams(backend="musicgen")) for _ in range(2)),
-                                        return_exceptions=True)
+            answers = await asyncio.gather(
+                *(app.download_backend(BackendParams(backend="musicgen")) for _ in range(2)), return_exceptions=True)
+            for _ in range(2400):  # let the repair finish (it is one small file) before closing
+                if {"download_complete", "download_error"} & set(heard):
+                    break
+                await asyncio.sleep(0.05)
+            return answers
         finally:
             await app.close()
 

@@ -20,7 +20,7 @@ T1, T2 = "t" + "1" * 12, "t" + "2" * 12
 HOLD_TEMP = r"""
 import sys, time
 from pathlib import Path
-from lofi_daemon.tracks import OwnedTemp
+from lofi_daemon.files import OwnedTemp
 tmp = OwnedTemp.create(Path(sys.argv[1]))
 tmp.write(b"half a track")
 print(tmp.path, flush=True)

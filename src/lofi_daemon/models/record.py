@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..files import write_private_atomic
 from .verify import Expected
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,9 @@ class InstallRecord:
             return None
 
     def save(self, path: Path) -> None:
+        """Atomically, through a temp file of this call's own (two checks may save at once)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_private_atomic(path, (json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n").encode())
 
 
 def _check_shape(raw: Any) -> None:

@@ -26,6 +26,7 @@ from typing import Callable
 
 from ..backends.base import CancelToken
 from ..errors import DownloadFailed
+from ..files import fsync_dir
 from .hub import Hub, TransientError, http_failure
 from .verify import ContentHash, Expected
 
@@ -97,7 +98,7 @@ def fetch_file(
     with open(partial, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(partial, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
 def _stream(
@@ -175,13 +176,3 @@ def _restart(partial: Path, hasher: ContentHash, counter: ByteCounter) -> None:
     partial.unlink(missing_ok=True)
     hasher.reset()
     counter.reset()
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
