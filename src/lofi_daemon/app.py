@@ -216,7 +216,7 @@ class App:
 
     def install(self, name: str, manifest: Any, on_progress: Any, cancel: CancelToken) -> None:
         """Setup of one backend (blocking): download its files, then let it prepare them
-        (``finish_setup``: ace_step_15 converts a checkpoint layout). Used by the daemon and the CLI."""
+        (``finish_setup``: ace_step_15 converts a checkpoint layout). The CLI's setup comes here too."""
         self.store.download(manifest, on_progress, cancel)
         finish_setup = getattr(self.registry.get(name), "finish_setup", None)
         if finish_setup is not None:

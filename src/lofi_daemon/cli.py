@@ -163,17 +163,15 @@ async def _tracks(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _setup(settings: Settings, args: argparse.Namespace) -> int:
     endpoint = await open_endpoint(settings, in_process=args.in_process)
-    if endpoint.remote:
-        try:
-            return await _setup_remote(endpoint, args.backend)
-        finally:
-            await endpoint.close()
-    await endpoint.close()
-    return await _setup_here(settings, args)
+    try:
+        return await _follow_setup(endpoint, args.backend)
+    finally:
+        await endpoint.close()  # in-process: a download still running (Ctrl-C) is cancelled
 
 
-async def _setup_remote(endpoint: Endpoint, backend: str) -> int:
-    """The running daemon downloads (every editor sees the progress); we draw it."""
+async def _follow_setup(endpoint: Endpoint, backend: str) -> int:
+    """The daemon downloads (the shared one: every editor sees the progress; else one in this
+    process); we draw its progress."""
     name = resolve_alias(backend)  # the notifications name it so; others' downloads are not ours
     notes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     endpoint.on_notification = lambda method, payload: notes.put_nowait((method, payload))
@@ -199,37 +197,6 @@ async def _setup_remote(endpoint: Endpoint, backend: str) -> int:
     finally:
         bar.done()
     print(f"{backend} is installed (downloaded by {endpoint.description})", file=sys.stderr)
-    return 0
-
-
-async def _setup_here(settings: Settings, args: argparse.Namespace) -> int:
-    from .app import App
-    from .backends.base import CancelToken
-    from .models.store import ModelStore
-
-    app = App(settings, lambda *_: None)
-    name = app.registry.canonical(args.backend)
-    backend = app.registry.get(name)
-    manifest = getattr(backend, "manifest", None)
-    if manifest is None or (backend.is_installed() and not app.store.needs_repair(manifest)):
-        print(f"{name} is ready: nothing to download.", file=sys.stderr)
-        return 0
-    store: ModelStore = app.store
-    bar = ProgressBar()
-
-    def on_progress(p: Any) -> None:
-        detail = f"{p.component} {p.component_percent:.0f}% {p.bytes_downloaded / 1e6:.0f}/{p.bytes_total / 1e6:.0f} MB"
-        bar.show("downloading", p.overall_percent, detail)
-
-    cancel = CancelToken()
-    try:
-        await asyncio.get_running_loop().run_in_executor(None, app.install, name, manifest, on_progress, cancel)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        cancel.cancel()
-        raise
-    finally:
-        bar.done()
-    print(f"{name} is installed in {store.snapshot_dir(manifest)}", file=sys.stderr)
     return 0
 
 
