@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import child_pids
+from process_tree import child_pids
 from daemon_client import TERMINAL, Daemon
 
 from lofi_daemon.backends.base import GenerationRequest

@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from conftest import child_pids
+from process_tree import child_pids
 from daemon_client import Daemon
 
 from lofi_daemon import audio
