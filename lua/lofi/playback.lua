@@ -47,10 +47,7 @@ end
 function M.handle(method, params)
   if method == "playback_state" then
     H.state, H.received_ms = params, now_ms()
-    if H.announce and params.track_id == H.announce and params.sink ~= vim.NIL and params.sink then
-      H.announce = nil -- said only once the sink really takes the audio
-      notify.info("playing " .. (params.prompt or params.track_id))
-    end
+    H.maybe_announce(params)
     if params.radio and type(params.next) == "table" and params.next.track_id then
       H.radio_jobs[params.next.track_id] = true
     end
@@ -65,18 +62,30 @@ function M.handle(method, params)
   end
 end
 
+--- "playing <prompt>", once, when the announced track's state shows the sink taking the audio.
+function H.maybe_announce(state)
+  if H.announce and state.track_id == H.announce and state.sink ~= vim.NIL and state.sink then
+    H.announce = nil
+    notify.info("playing " .. (state.prompt or state.track_id))
+  end
+end
+
 --- A generation notification about a track the radio is making (the daemon names it in
 --- `playback_state.next` before the job starts): not the user's job.
 function M.is_radio_job(method, params)
   return method:sub(1, 11) == "generation_" and type(params) == "table" and H.radio_jobs[params.track_id] == true
 end
 
-function H.redraw()
+function H.refresh_line()
   local line = M.statusline()
   if line ~= H.line then
     H.line = line
     pcall(vim.cmd.redrawstatus)
   end
+end
+
+function H.redraw()
+  H.refresh_line()
   H.tick()
 end
 
@@ -85,13 +94,7 @@ function H.tick()
   local playing = H.state and H.state.state == "playing"
   if playing and not H.timer then
     H.timer = vim.uv.new_timer()
-    H.timer:start(1000, 1000, vim.schedule_wrap(function()
-      local line = M.statusline()
-      if line ~= H.line then
-        H.line = line
-        pcall(vim.cmd.redrawstatus)
-      end
-    end))
+    H.timer:start(1000, 1000, vim.schedule_wrap(H.refresh_line))
   elseif not playing and H.timer then
     H.timer:stop()
     H.timer:close()
@@ -161,8 +164,8 @@ function M.play(which, cb, opts)
   H.request("play", H.with_sink(params), function(err, result)
     if not err and opts and opts.announce then
       H.announce = result.track_id
-      if H.state and H.state.track_id == result.track_id and H.state.sink and H.state.sink ~= vim.NIL then
-        M.handle("playback_state", H.state) -- the state came before the answer
+      if H.state then
+        H.maybe_announce(H.state) -- the state came before the answer (its clock stays as it was)
       end
     end
     if cb then
