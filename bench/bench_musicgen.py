@@ -113,7 +113,8 @@ def build_session(args, device_plan):
 
 
 def one_run(session, seconds: float, seed: int) -> dict:
-    from lofi_daemon.backends.base import CancelToken, GenerationRequest
+    from lofi_daemon.cancel import CancelToken
+    from lofi_daemon.backends.base import GenerationRequest
     from lofi_daemon.backends.musicgen.generation import generate
 
     progress = TimedProgress()

@@ -14,7 +14,7 @@ import os
 import platform
 import time
 
-from lofi_daemon.backends.base import CancelToken
+from lofi_daemon.cancel import CancelToken
 from lofi_daemon.backends.procedural import render
 from lofi_daemon.progress import PhaseProgress
 

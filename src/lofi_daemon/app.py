@@ -21,7 +21,7 @@ from .backends.base import GenerationRequest
 from .backends.registry import BackendRegistry
 from .device import empty_cache
 from .encoder import encode_isolated
-from .backends.base import CancelToken
+from .cancel import CancelToken
 from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
                      JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
 from .jobs import Job, JobProgress, JobQueue

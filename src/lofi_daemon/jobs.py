@@ -17,7 +17,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .backends.base import CancelToken, GenerationRequest
+from .cancel import CancelToken
+from .backends.base import GenerationRequest
 from .errors import AlreadyComplete, ErrorCode, JobCancelled, LofiError, QueueFull, TrackNotFound
 from .progress import PhaseProgress
 

@@ -180,7 +180,8 @@ def test_folder_without_the_official_layout_is_not_installed_and_fails_to_load(t
 
 
 def test_generated_audio_is_48k_stereo_with_its_true_duration_and_device(tmp_path, monkeypatch, acestep_checkpoint):
-    from lofi_daemon.backends.base import CancelToken, GenerationRequest
+    from lofi_daemon.cancel import CancelToken
+    from lofi_daemon.backends.base import GenerationRequest
     from lofi_daemon.device import DevicePlan
 
     class Plan:

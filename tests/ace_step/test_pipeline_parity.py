@@ -14,7 +14,7 @@ import math
 import pytest
 import torch
 
-from lofi_daemon.backends.base import CancelToken
+from lofi_daemon.cancel import CancelToken
 from lofi_daemon.errors import InvalidParams, JobCancelled, ModelInferenceFailed
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lofi_daemon.backends.ace_step.decode import AudioDecoder, WindowPlan, plan_windows
-from lofi_daemon.backends.base import CancelToken
+from lofi_daemon.cancel import CancelToken
 from lofi_daemon.errors import JobCancelled
 
 SMALL = WindowPlan(dcae_frames=32, vocoder_frames=256, attention_chunk_frames=24, auto_above_frames=64)

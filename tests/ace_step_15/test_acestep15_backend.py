@@ -8,7 +8,8 @@ import pytest
 import torch
 from acestep15_helpers import make_backend
 
-from lofi_daemon.backends.base import CancelToken, GenerationRequest
+from lofi_daemon.cancel import CancelToken
+from lofi_daemon.backends.base import GenerationRequest
 from lofi_daemon.device import DevicePlan
 from lofi_daemon.errors import InvalidParams, JobCancelled, ModelInferenceFailed, ModelLoadFailed
 

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from lofi_daemon.backends.base import CancelToken
+from lofi_daemon.cancel import CancelToken
 from lofi_daemon.backends.ace_step_15.components import ComponentPaths, load_pipeline
 from lofi_daemon.backends.ace_step_15.convert import (
     ConversionFailed,

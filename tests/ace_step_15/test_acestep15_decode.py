@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_acestep15 import ACOUSTIC_DIM, tiny_vae
 
-from lofi_daemon.backends.base import CancelToken
+from lofi_daemon.cancel import CancelToken
 from lofi_daemon.backends.ace_step_15.decode import TARGET_PEAK, TilePlan, decode, normalize
 from lofi_daemon.errors import JobCancelled
 

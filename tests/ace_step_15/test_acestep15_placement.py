@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from lofi_daemon.backends.base import CancelToken
+from lofi_daemon.cancel import CancelToken
 from lofi_daemon.backends.ace_step_15.components import ComponentPaths, load_pipeline
 from lofi_daemon.backends.ace_step_15.decode import decode
 from lofi_daemon.backends.ace_step_15.placement import OneAtATime, pinned_pipeline_class

@@ -7,7 +7,8 @@ from fakehub import FakeHub, FakeRepo
 from model_helpers import FAST_RETRY, use_fake_hub
 from tiny_acestep15 import folder_files, save_diffusers, tiny_pipeline
 
-from lofi_daemon.backends.base import CancelToken, GenerationRequest
+from lofi_daemon.cancel import CancelToken
+from lofi_daemon.backends.base import GenerationRequest
 from lofi_daemon.device import DevicePlan
 from lofi_daemon.models.manifests import ace_step_15_manifest
 

@@ -134,7 +134,7 @@ def test_same_request_and_seed_give_a_bit_identical_file(cache_dir, tmp_path):
 
 
 def test_a_procedural_file_is_its_seamless_render_to_the_edges_so_loops_do_not_dip(daemon):
-    from lofi_daemon.backends.base import CancelToken
+    from lofi_daemon.cancel import CancelToken
     from lofi_daemon.backends.procedural import render
 
     class Quiet:

@@ -9,7 +9,7 @@ import pytest
 from model_helpers import FAST_RETRY, REPO_ID, sha256_of, tiny_files, tiny_manifest
 from fakehub import FakeHub, FakeRepo
 
-from lofi_daemon.backends.base import CancelToken
+from lofi_daemon.cancel import CancelToken
 from lofi_daemon.errors import BackendNotInstalled, DownloadFailed, JobCancelled, ModelLoadFailed
 from lofi_daemon.models.progress import DownloadProgress
 from lofi_daemon.models.store import ModelStore

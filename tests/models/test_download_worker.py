@@ -15,7 +15,7 @@ import pytest
 from model_helpers import FAST_RETRY, REPO_ID, sha256_of, tiny_files
 from fakehub import FakeHub
 
-from lofi_daemon.backends.base import CancelToken
+from lofi_daemon.cancel import CancelToken
 from lofi_daemon.errors import DownloadFailed, JobCancelled
 from lofi_daemon.models.progress import DownloadProgress
 from lofi_daemon.models.store import ModelStore

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from musicgen_helpers import RecordingProgress
-from lofi_daemon.backends.base import CancelToken, GenerationRequest
+from lofi_daemon.cancel import CancelToken
+from lofi_daemon.backends.base import GenerationRequest
 from lofi_daemon.errors import JobCancelled
 
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from musicgen_helpers import STEREO_MODEL, RecordingProgress, make_backend
-from lofi_daemon.backends.base import CancelToken, GenerationRequest
+from lofi_daemon.cancel import CancelToken
+from lofi_daemon.backends.base import GenerationRequest
 from lofi_daemon.errors import BackendNotInstalled, ErrorCode, ModelInferenceFailed, ModelLoadFailed
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lofi_daemon.backends.base import CancelToken
+from lofi_daemon.cancel import CancelToken
 from lofi_daemon.backends.procedural import SAMPLE_RATE, ProceduralBackend, render, style_from_prompt
 from lofi_daemon.errors import JobCancelled
 

@@ -8,14 +8,14 @@ time of this package.
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
-from ..errors import InvalidParams, JobCancelled
+from ..errors import InvalidParams
 
 if TYPE_CHECKING:  # numpy only for type hints; it is cheap but not needed at start-up
+    from ..cancel import CancelToken
     import numpy as np
 
     from ..device import DevicePlan
@@ -137,38 +137,6 @@ class Progress(Protocol):
     def plan(self, phases: Sequence[tuple[str, float]]) -> None: ...
 
     def update(self, phase: str, current: int, total: int) -> None: ...
-
-
-class CancelToken:
-    """A cooperative cancel flag, checked by the backend at every step."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._committed = False
-
-    def cancel(self) -> bool:
-        """Ask the job to stop; False when it is too late (its result is being committed)."""
-        with self._lock:
-            if self._committed:
-                return False
-            self._event.set()
-            return True
-
-    def commit(self) -> None:
-        """The point of no return: raise ``JobCancelled`` if cancelled, else refuse later cancels."""
-        with self._lock:
-            self.check()
-            self._committed = True
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def check(self, at_step: int = 0, total_steps: int = 0) -> None:
-        """Raise ``JobCancelled`` if the job was cancelled."""
-        if self._event.is_set():
-            raise JobCancelled(at_step, total_steps)
 
 
 class Backend(ABC):

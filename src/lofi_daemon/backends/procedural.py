@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Backend, CancelToken, Capabilities, GeneratedAudio, GenerationRequest, Progress
+from ..cancel import CancelToken
+from .base import Backend, Capabilities, GeneratedAudio, GenerationRequest, Progress
 
 SAMPLE_RATE = 48_000
 MODEL_VERSION = "procedural-2"  # 2: files keep their seamless edges (no fades)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
-from ..backends.base import CancelToken
+from ..cancel import CancelToken
 from ..errors import DownloadFailed
 from .hub import Hub, HubUnreachable, RemoteFile, TransientError
 from .lock import RepoLock

@@ -29,7 +29,7 @@ from .record import InstallRecord
 from .verify import BadFile, check_file
 
 if TYPE_CHECKING:
-    from ..backends.base import CancelToken
+    from ..cancel import CancelToken
     from .progress import DownloadProgress
 
 log = logging.getLogger(__name__)

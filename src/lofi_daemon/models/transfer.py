@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from ..backends.base import CancelToken
+from ..cancel import CancelToken
 from ..errors import DownloadFailed
 from ..files import fsync_dir
 from .hub import Hub, TransientError, http_failure

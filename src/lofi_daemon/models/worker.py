@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from ..backends.base import CancelToken
+from ..cancel import CancelToken
 from ..errors import (
     DownloadFailed,
     DownloadInProgress,

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from ...device import DevicePlan, ResolvedDevice, check_memory, empty_cache, resolve
 from ...errors import LofiError, ModelInferenceFailed, ModelLoadFailed
 from ...models.manifests import ACE_STEP
-from ..base import Backend, CancelToken, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
+from ...cancel import CancelToken
+from ..base import Backend, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
 from ..phase_costs import PhaseClock, PhaseCosts
 from .checkpoint import SETUP_HINT, SUBDIRS, find_checkpoint, missing_parts
 

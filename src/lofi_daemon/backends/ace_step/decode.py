@@ -40,7 +40,7 @@ from .dcae import MEL_FRAMES_PER_LATENT, DcaeDecoder
 from .vocoder import MusicVocoder
 
 if TYPE_CHECKING:
-    from ..base import CancelToken
+    from ...cancel import CancelToken
 
 DCAE_FOLDER = "music_dcae_f8c8"
 VOCODER_FOLDER = "music_vocoder"

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from ...device import DevicePlan, ResolvedDevice, check_memory, empty_cache, resolve
 from ...errors import InvalidParams, LofiError, ModelInferenceFailed, ModelLoadFailed
 from ...models.manifests import ace_step_15_manifest
-from ..base import Backend, CancelToken, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
+from ...cancel import CancelToken
+from ..base import Backend, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
 from ..phase_costs import PhaseClock, PhaseCosts
 from .decode import TilePlan
 from .variants import ENV_VARIANT, PREFS_VARIANT_KEY, VARIANTS, Variant, choose_variant

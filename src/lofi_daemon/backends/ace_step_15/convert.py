@@ -40,7 +40,7 @@ from ..ace_step.checkpoint import read_json_object, shape_problems
 if TYPE_CHECKING:
     import torch
 
-    from ..base import CancelToken
+    from ...cancel import CancelToken
 
 CONVERTER_VERSION = 1
 RECORD_NAME = "conversion.json"

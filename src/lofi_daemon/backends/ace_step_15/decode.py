@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     import torch
 
-    from ..base import CancelToken
+    from ...cancel import CancelToken
 
 TARGET_PEAK = 10.0 ** (-1.0 / 20.0)  # -1 dBFS, as the pipeline normalises
 

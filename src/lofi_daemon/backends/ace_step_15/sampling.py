@@ -24,7 +24,7 @@ from ...errors import ModelInferenceFailed
 if TYPE_CHECKING:
     import torch
 
-    from ..base import CancelToken
+    from ...cancel import CancelToken
 
 RETRY_HINT = "Retry with another seed."
 #: Upstream's vocal language when none is known (``GenerationParams.vocal_language``).

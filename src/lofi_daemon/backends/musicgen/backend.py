@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...device import DevicePlan, check_memory, empty_cache, resolve
 from ...errors import LofiError, ModelLoadFailed
-from ..base import Backend, CancelToken, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
+from ...cancel import CancelToken
+from ..base import Backend, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
 from .checkpoint import CorruptCheckpoint, runtime_bytes, summarize_safetensors, weight_files
 from .lengths import TokenGrid
 from ...models.manifests import musicgen_manifest

@@ -28,7 +28,8 @@ import torch
 
 from ...device import ResolvedDevice, empty_cache
 from ...errors import JobCancelled, LofiError, ModelInferenceFailed
-from ..base import CancelToken, GeneratedAudio, GenerationRequest, Progress
+from ...cancel import CancelToken
+from ..base import GeneratedAudio, GenerationRequest, Progress
 from .lengths import TokenGrid
 
 log = logging.getLogger(__name__)
