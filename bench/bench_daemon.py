@@ -64,11 +64,11 @@ def ping_round_trips(count: int) -> tuple[list[float], float]:
 def notification_throughput(count: int) -> float:
     """Messages per second the server's writer pushes through a real pipe to a reader."""
     from lofi_daemon.rpc.dispatch import Dispatcher
-    from lofi_daemon.rpc.server import Server
+    from lofi_daemon.transport.stdio import StdioServer
 
     read_fd, write_fd = os.pipe()
     writer = os.fdopen(write_fd, "wb", buffering=0)
-    server = Server(Dispatcher(), io.BytesIO(), writer)
+    server = StdioServer(Dispatcher(), io.BytesIO(), writer)
     received = 0
 
     def drain() -> None:

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 from . import logs
 from .app import App
-from .rpc.server import Server
+from .transport.stdio import StdioServer
 from .settings import Settings
 
 log = logging.getLogger("lofi_daemon")
@@ -67,14 +67,14 @@ async def _until_stopped(app: App, serving: "asyncio.Future[Any]") -> int:
 
 async def serve(settings: Settings, reader: BinaryIO, writer: BinaryIO) -> int:
     """stdio: serve one client until EOF, ``shutdown`` or a signal."""
-    server: Server | None = None
+    server: StdioServer | None = None
 
     def notify(method: str, params: dict) -> None:
         assert server is not None
         server.notify(method, params)
 
     app = App(settings, notify)
-    server = Server(app.dispatcher(), reader, writer)
+    server = StdioServer(app.dispatcher(), reader, writer)
     app.transport_info = server.info
     app.start()
     _on_signals(server.stop)
@@ -91,7 +91,7 @@ async def serve(settings: Settings, reader: BinaryIO, writer: BinaryIO) -> int:
 
 async def serve_socket(settings: Settings, path: Path, idle_exit_sec: float, outbox_bytes: int | None) -> int:
     """A unix socket for every client of this user, until idle, ``shutdown {force}`` or a signal."""
-    from .transport.server import DEFAULT_OUTBOX_BYTES, AlreadyServing, LockHolderSilent, SocketServer
+    from .transport.unix_socket import DEFAULT_OUTBOX_BYTES, AlreadyServing, LockHolderSilent, SocketServer
 
     server: SocketServer | None = None
 

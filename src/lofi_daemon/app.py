@@ -29,10 +29,10 @@ from .models.store import ModelStore
 from .playback.methods import PlaybackService
 from .playback.priority import yield_to_playback
 from .rpc import params as P
+from .rpc.caller import current_caller
 from .rpc.dispatch import Dispatcher
 from .settings import Settings
 from .tracks import TrackLibrary, cache_key
-from .transport.session import current_session
 
 log = logging.getLogger(__name__)
 
@@ -265,11 +265,11 @@ class App:
         A shared daemon keeps serving the others and exits on its own when the last client
         has gone for ``idle_exit_sec``. A stdio daemon has one client, so it stops.
         """
-        session = current_session.get()
-        if p.force or session is None or not session.shared:
+        caller = current_caller.get()
+        if p.force or caller is None or not caller.shared:
             self.shutdown_requested.set()
             return {"status": "shutting_down"}
-        session.end_after_reply()
+        caller.end_after_reply()
         return {"status": "disconnecting"}
 
     async def daemon_info(self, _: P.NoParams) -> dict[str, Any]:

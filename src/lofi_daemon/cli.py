@@ -27,7 +27,7 @@ from .backends.registry import resolve_alias
 from .errors import ErrorCode, LofiError
 from .rpc import params as P
 from .settings import Settings
-from .transport.endpoint import Endpoint, open_endpoint
+from .transport.endpoint import Endpoint, LocalService, OnNotification, open_endpoint
 
 TERMINAL = ("generation_complete", "generation_error", "generation_cancelled")
 
@@ -69,6 +69,17 @@ def _eta(seconds: float | None) -> str:
     return f"~{m}:{s:02d}"
 
 
+async def _open_endpoint(settings: Settings, args: argparse.Namespace) -> Endpoint:
+    """The shared daemon, or the daemon's App built here when none serves (``--in-process``)."""
+
+    def make_app(notify: OnNotification) -> LocalService:
+        from .app import App  # the heavy part of the CLI, only when no daemon serves us
+
+        return App(settings, notify)
+
+    return await open_endpoint(settings, make_app, in_process=args.in_process)
+
+
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     raw: dict[str, Any] = {"prompt": args.prompt, "duration_sec": args.duration}
     for key in ("backend", "seed", "format"):
@@ -78,7 +89,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
         key, _, value = item.partition("=")
         raw[key] = json.loads(value) if value[:1] in "-0123456789tfn[{\"" else value
     P.parse(P.GenerateParams, raw)  # a typo is reported here, before any daemon is involved
-    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    endpoint = await _open_endpoint(settings, args)
     notes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     endpoint.on_notification = lambda method, payload: notes.put_nowait((method, payload))
     bar = ProgressBar()
@@ -130,7 +141,7 @@ async def _follow(notes: "asyncio.Queue[tuple[str, dict[str, Any]]]", track_id: 
 
 
 async def _backends(settings: Settings, args: argparse.Namespace) -> int:
-    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    endpoint = await _open_endpoint(settings, args)
     try:
         info = await endpoint.call("get_backends")
     finally:
@@ -147,7 +158,7 @@ async def _backends(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _tracks(settings: Settings, args: argparse.Namespace) -> int:
-    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    endpoint = await _open_endpoint(settings, args)
     try:
         tracks = (await endpoint.call("list_tracks", limit=args.limit))["tracks"]
     finally:
@@ -162,7 +173,7 @@ async def _tracks(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _setup(settings: Settings, args: argparse.Namespace) -> int:
-    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    endpoint = await _open_endpoint(settings, args)
     try:
         return await _follow_setup(endpoint, args.backend)
     finally:
@@ -244,7 +255,7 @@ async def _listen(endpoint: Endpoint, notes: "asyncio.Queue[tuple[str, dict[str,
 
 async def _play_until_interrupted(settings: Settings, args: argparse.Namespace, method: str,
                                   params: dict[str, Any]) -> int:
-    endpoint = await open_endpoint(settings, in_process=args.in_process)
+    endpoint = await _open_endpoint(settings, args)
     notes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     endpoint.on_notification = lambda m, payload: notes.put_nowait((m, payload))
     try:

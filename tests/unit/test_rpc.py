@@ -114,10 +114,10 @@ def test_ids_must_be_strings_numbers_or_null():
 def test_a_reply_that_cannot_be_encoded_becomes_an_internal_error_not_a_crash():
     import io
 
-    from lofi_daemon.rpc.server import Server
+    from lofi_daemon.transport.stdio import StdioServer
 
     out = io.BytesIO()
-    server = Server(Dispatcher(), io.BytesIO(), out)
+    server = StdioServer(Dispatcher(), io.BytesIO(), out)
     server.send({"jsonrpc": "2.0", "id": 7, "result": {"x": float("nan")}})
     assert server.flush(timeout=10)  # the writer thread has written it
     reply = json.loads(out.getvalue())

@@ -1,6 +1,6 @@
 """Download (or repair) one backend's files, component by component.
 
-    download(store, manifest, on_progress, cancel)
+    download(layout, manifest, on_progress, cancel)
       1. lock the repo folder (another process downloading it -> DOWNLOAD_IN_PROGRESS)
       2. plan: branch -> commit, the hub's size/checksum for each file, optional files
          that exist, single-file vs sharded weights; pinned facts must agree
@@ -25,10 +25,11 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import Callable, TypeVar
 
 from ..cancel import CancelToken
 from ..errors import DownloadFailed
+from .layout import StoreLayout
 from .hub import Hub, HubUnreachable, RemoteFile, TransientError
 from .lock import RepoLock
 from .manifest import ModelManifest, is_commit_hash
@@ -36,9 +37,6 @@ from .progress import DownloadProgress, ProgressTracker
 from .record import FileRecord, InstallRecord
 from .transfer import CHUNK_SIZE, ByteCounter, ChecksumMismatch, fetch_file, partial_path
 from .verify import ContentHash, check_file
-
-if TYPE_CHECKING:
-    from .store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +65,7 @@ def free_bytes(path: Path) -> int:
 
 
 def download(
-    store: "ModelStore",
+    store: StoreLayout,
     manifest: ModelManifest,
     on_progress: Callable[[DownloadProgress], None] | None = None,
     cancel: CancelToken | None = None,
@@ -101,7 +99,7 @@ def download(
 class _Job:
     def __init__(
         self,
-        store: "ModelStore",
+        store: StoreLayout,
         manifest: ModelManifest,
         hub: Hub,
         retry: RetryPolicy,

@@ -197,11 +197,13 @@ def main() -> int:
 
     threading.Thread(target=_cancel_on_eof, args=(cancel,), daemon=True, name="lofi-download-eof").start()
 
-    from .store import ModelStore
+    from .download import download
+    from .layout import StoreLayout
 
     try:
-        record = ModelStore(models_dir).download(
-            manifest, on_progress=lambda p: emit({"event": "progress", "progress": asdict(p)}), cancel=cancel, **options
+        record = download(
+            StoreLayout(models_dir), manifest,
+            on_progress=lambda p: emit({"event": "progress", "progress": asdict(p)}), cancel=cancel, **options,
         )
     except LofiError as exc:
         emit({"event": "error", "error": exc.to_rpc()})

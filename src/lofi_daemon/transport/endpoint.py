@@ -1,8 +1,9 @@
 """One way for the ``lofi`` CLI to call methods, whether a daemon runs or not.
 
 ``Remote`` talks to the user's running shared daemon over its socket (a track made there
-shows up in every editor, and uses the model already loaded); ``InProcess`` builds the same
-App in this process (today's behaviour when no daemon runs). Both answer ``call`` with the
+shows up in every editor, and uses the model already loaded); ``InProcess`` serves the calls
+with a local service made in this process when no daemon runs. The caller (the CLI) passes
+the function that builds it, so the transport never knows how the application is composed. Both answer ``call`` with the
 result or raise the LofiError the daemon sent, and hand notifications to
 ``on_notification``, so a command is written once for both.
 """
@@ -12,15 +13,29 @@ from __future__ import annotations
 import itertools
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from .. import PROTOCOL_VERSION
 from ..errors import ErrorCode, LofiError
+from ..rpc.dispatch import Dispatcher
 from ..settings import Settings
 from .client import RpcConnection, connect
 from .paths import default_socket_path
 
 OnNotification = Callable[[str, dict[str, Any]], None]
+
+
+class LocalService(Protocol):
+    """What ``InProcess`` needs of the application it runs: the daemon's ``App`` fits."""
+
+    def start(self) -> None: ...
+
+    def dispatcher(self) -> Dispatcher: ...
+
+    async def close(self) -> None: ...
+
+
+MakeLocalService = Callable[[OnNotification], LocalService]
 
 
 def error_from_reply(error: dict[str, Any]) -> LofiError:
@@ -54,11 +69,9 @@ class Endpoint:
 class InProcess(Endpoint):
     description = "in-process"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, make_service: MakeLocalService) -> None:
         super().__init__()
-        from ..app import App  # the heavy part of the CLI, only when no daemon serves us
-
-        self.app = App(settings, self._notify)
+        self.app = make_service(self._notify)
         self.app.start()
         self._dispatcher = self.app.dispatcher()
         self._ids = itertools.count(1)
@@ -95,8 +108,8 @@ class Remote(Endpoint):
         await self.conn.close()
 
 
-async def open_endpoint(settings: Settings, *, in_process: bool = False) -> Endpoint:
-    """The running shared daemon when there is one, else the App in this process."""
+async def open_endpoint(settings: Settings, make_service: MakeLocalService, *, in_process: bool = False) -> Endpoint:
+    """The running shared daemon when there is one, else ``make_service(notify)`` in this process."""
     if not in_process:
         path = default_socket_path(settings.cache_dir)
         conn = await connect(path)
@@ -108,4 +121,4 @@ async def open_endpoint(settings: Settings, *, in_process: bool = False) -> Endp
             await remote.close()
             print(f"lofi: the running daemon speaks protocol {pong.get('protocol')}, this lofi speaks "
                   f"{PROTOCOL_VERSION}; working in-process instead", file=sys.stderr)
-    return InProcess(settings)
+    return InProcess(make_service)

@@ -1,31 +1,19 @@
-"""What a request handler may know about the connection it came from, and line answering.
+"""The per-connection part both transports share: how a line is answered and a message encoded.
 
 Both transports (stdio and socket) answer a line the same way (``answer_line``) and set
-``current_session`` for the task that handles a connection's lines, so ``shutdown`` can end
-just the connection that asked.
+``rpc.caller.current_caller`` for the task that handles a connection's lines.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import ErrorCode
 from ..rpc import framing
 from ..rpc.dispatch import Dispatcher, protocol_error
 
 log = logging.getLogger(__name__)
-
-
-class Session(Protocol):
-    shared: bool  # True when other clients share this daemon (socket); False for stdio
-
-    def end_after_reply(self) -> None:
-        """Close this connection once the current reply has been written."""
-
-
-current_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar("lofi_session", default=None)
 
 
 def encode_safely(message: dict[str, Any] | list[dict[str, Any]]) -> bytes:

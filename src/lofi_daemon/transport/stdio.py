@@ -20,9 +20,10 @@ import os
 import threading
 from typing import Any, BinaryIO
 
-from ..transport.session import answer_line, current_session, encode_safely
-from . import framing
-from .dispatch import Dispatcher
+from ..rpc import framing
+from ..rpc.caller import current_caller
+from ..rpc.dispatch import Dispatcher
+from .session import answer_line, encode_safely
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class Outbox:
             view = view[written:]
 
 
-class Server:
+class StdioServer:
     shared = False  # the only client: ending its connection ends the daemon
 
     def __init__(self, dispatcher: Dispatcher, reader: BinaryIO, writer: BinaryIO) -> None:
@@ -155,7 +156,7 @@ class Server:
     # ----- input -----------------------------------------------------------------------------
     async def serve(self) -> None:
         """Read and answer until EOF on the reader, ``stop()``, or a broken output."""
-        current_session.set(self)
+        current_caller.set(self)
         loop = self._loop = asyncio.get_running_loop()
         if self._outbox.broken.is_set():
             return

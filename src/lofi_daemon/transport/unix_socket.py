@@ -26,7 +26,8 @@ from ..rpc.dispatch import Dispatcher
 from .lock import LifeLock, lock_path
 from .paths import ensure_private_dir
 from .peer import peer_pid, peer_uid
-from .session import answer_line, current_session, encode_safely
+from ..rpc.caller import current_caller
+from .session import answer_line, encode_safely
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ class Connection(asyncio.Protocol):
         self.server.added(self)
         log.info("client %d connected (pid %s); %d client(s)", self.id, self.peer_pid, self.server.clients)
         ctx = contextvars.copy_context()
-        ctx.run(current_session.set, self)
+        ctx.run(current_caller.set, self)
         self._task = asyncio.get_running_loop().create_task(self._answer_lines(), name=f"lofi-client-{self.id}",
                                                             context=ctx)
 
