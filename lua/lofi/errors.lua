@@ -24,6 +24,7 @@ M.codes = {
   CANCELLED = -32011,
   DOWNLOAD_FAILED = -32012,
   STORAGE_ERROR = -32013,
+  RESOURCE_EXHAUSTED = -32014,
   PLAYBACK_FAILED = -32020,
 }
 
@@ -47,6 +48,7 @@ M.levels = {
   CANCELLED = "info",
   DOWNLOAD_FAILED = "error",
   STORAGE_ERROR = "error",
+  RESOURCE_EXHAUSTED = "error",
   PLAYBACK_FAILED = "warn",
 }
 

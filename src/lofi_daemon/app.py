@@ -23,7 +23,7 @@ from .device import empty_cache
 from .encoder import encode_isolated
 from .cancel import CancelToken
 from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
-                     JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
+                     JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound, clip, resource_error)
 from .jobs import Job, JobProgress, JobQueue
 from .models.store import ModelStore
 from .playback.methods import PlaybackService
@@ -290,7 +290,10 @@ class App:
             raise
         except Exception as exc:
             empty_cache()
-            raise ModelInferenceFailed(f"{job.backend} failed: {type(exc).__name__}: {exc}",
+            exhausted = resource_error(exc, job.backend)
+            if exhausted is not None:  # out of descriptors or memory: say so, not "another seed"
+                raise exhausted from exc
+            raise ModelInferenceFailed(clip(f"{job.backend} failed: {type(exc).__name__}: {exc}"),
                                        hint="Retry with another seed; see the daemon log if it repeats.") from exc
         import numpy as np
 

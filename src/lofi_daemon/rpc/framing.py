@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..errors import CLIP_CHARS, clip
+
 DEFAULT_MAX_LINE_BYTES = 1 << 20  # no request of this protocol needs more than a few KB
 MAX_REPLY_BYTES = 64 << 20  # what a client accepts from the daemon (a long track list)
 MAX_MESSAGE_BYTES = 2 << 20  # one outbound message; its strings are shortened to fit (encode_bounded)
-CLIP_CHARS = 4000  # one foreign string inside a message
 
 
 class LineTooLong(Exception):
@@ -76,13 +77,6 @@ def encode(message: dict[str, Any] | list[dict[str, Any]]) -> bytes:
     which has no UTF-8 form) can be sent back, so one odd string never costs a reply.
     """
     return json.dumps(message, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
-
-
-def clip(text: str, limit: int = CLIP_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… [{len(text) - limit} more characters cut]"
 
 
 def encode_bounded(message: dict[str, Any], limit: int = MAX_MESSAGE_BYTES) -> bytes:

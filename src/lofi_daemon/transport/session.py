@@ -22,7 +22,12 @@ def encode_safely(message: dict[str, Any] | list[dict[str, Any]], limit: int = f
     try:
         if isinstance(message, dict):
             return framing.encode_bounded(message, limit)
-        return framing.encode(message)  # a batch reply: its parts were each answered already
+        data = framing.encode(message)  # a batch reply: too big as a whole is one error
+        if len(data) <= limit:
+            return data
+        return framing.encode(protocol_error(None, ErrorCode.INTERNAL_ERROR,
+                                             f"the batch reply is {len(data)} bytes, over {limit}; "
+                                             "send fewer requests per batch"))
     except (ValueError, TypeError) as exc:  # e.g. NaN in a payload: answer, never die
         log.error("cannot encode a message (%s): %.200r", exc, message)
         req_id = message.get("id") if isinstance(message, dict) else None
