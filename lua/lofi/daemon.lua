@@ -173,6 +173,7 @@ function H.open_log()
     vim.uv.fs_rename(path, path .. ".1")
   end
   H.log = io.open(path, "a")
+  vim.uv.fs_chmod(path, 384) -- 0600: the daemon's stderr holds prompts and paths (docs/reliability.md)
 end
 
 function H.log_line(text)
@@ -462,7 +463,8 @@ function H.spawn(serial, conn)
     env_list[#env_list + 1] = k .. "=" .. v
   end
   local null = vim.uv.fs_open("/dev/null", "r+", 0)
-  local logfd = vim.uv.fs_open(M.log_file(), "a", 420)
+  local logfd = vim.uv.fs_open(M.log_file(), "a", 384) -- 0600, as the daemon's own log
+  vim.uv.fs_chmod(M.log_file(), 384)
   local handle, pid_or_err
   handle, pid_or_err = vim.uv.spawn(cmd[1], {
     args = vim.list_slice(cmd, 2),
