@@ -14,7 +14,6 @@ import json
 import math
 import os
 import random
-import resource
 import shutil
 import sys
 import time
@@ -97,7 +96,15 @@ def main(work: Path, cases: list[dict]) -> None:
                           "seconds": round(time.monotonic() - started, 2),
                           "out_is_dir": out_dir.is_dir() and not out_dir.is_symlink(),
                           "outside": sorted(p.name for p in outside.iterdir()),
-                          "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}), flush=True)
+                          "maxrss_mib": peak_rss_mib()}), flush=True)
+
+
+def peak_rss_mib() -> int:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 if __name__ == "__main__":
