@@ -12,7 +12,10 @@ next block, so a command lands within one block of what the sink has received.
 Commands: play / enqueue {track_id, path, loopable, info?}, pause, resume, stop, next,
 seek {position_sec}, volume {volume}, loop {on}, crossfade {sec}, sink {spec}, state, quit.
 Events: state, track (started / looped / ended / stopped), applied, sink_error, track_error,
-first_sample.
+first_sample, limited (the safety limiter acted: at most one per LIMITER_REPORT_SEC).
+
+Every foreign string in an event (a sink's stderr, a file name, an exception's text) is cut
+to ``MAX_FOREIGN_CHARS`` here, where it enters, so no event can outgrow what a client reads.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .mixer import BLOCK, RATE, Mixer, Voice
-from .sinks import Sink, SinkFailed, candidates
+from .sinks import MAX_FOREIGN_CHARS, Sink, SinkFailed, candidates, cap
 
 LEAD_SEC = 0.1  # audio written ahead of real time: rides out stalls, keeps pause/volume quick
 TICK_SEC = 1.0  # a state event at least this often while playing
@@ -37,6 +40,7 @@ IDLE_CLOSE_SEC = 2.0  # after stop, keep the sink open briefly (a quick next pla
 MAX_TRACK_SEC = 900  # a longer file is refused rather than filling memory
 AUTO_RETRY_WINDOW_SEC = 2.0  # in auto mode, a sink failing this early hands over to the next one
 SINK_CONFIRM_SEC = 0.5  # a player that cannot open its device exits sooner; only then is it named
+LIMITER_REPORT_SEC = 10.0  # the limiter acting is logged, but at most this often
 
 
 def load_voice(cmd: dict[str, Any]) -> Voice:
@@ -62,6 +66,14 @@ def load_voice(cmd: dict[str, Any]) -> Voice:
                  info=cmd.get("info") or {})
 
 
+def finite(value: Any) -> float:
+    """A number from a command, refused when it is not one (NaN, inf, a string)."""
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
 class Worker:
     def __init__(self, out: BinaryIO, sink_spec: str) -> None:
         self._out = out
@@ -81,6 +93,7 @@ class Worker:
         self.underruns = 0
         self._last_tick = 0.0
         self._idle_since: float | None = None
+        self._limiter_told = (0, -LIMITER_REPORT_SEC)  # (samples limited, when) at the last report
 
     # ----- output ---------------------------------------------------------------------------
     def emit(self, event: str, **data: Any) -> None:
@@ -118,15 +131,16 @@ class Worker:
                 if not isinstance(cmd, dict) or not isinstance(cmd.get("cmd"), str):
                     raise ValueError("a command is a JSON object with a string 'cmd'")
             except ValueError as exc:
-                self.emit("command_error", message=str(exc))
+                self.emit("command_error", message=cap(str(exc)))
                 continue
             voice = None
             if cmd["cmd"] in ("play", "enqueue"):
                 try:
                     voice = load_voice(cmd)
                 except Exception as exc:  # unreadable, truncated, not audio: say so, play on
-                    self.emit("track_error", track_id=cmd.get("track_id"), path=cmd.get("path"),
-                              message=f"cannot play {cmd.get('path')}: {type(exc).__name__}: {exc}")
+                    path = cap(str(cmd.get("path")), MAX_FOREIGN_CHARS // 2)
+                    self.emit("track_error", track_id=cap(str(cmd.get("track_id")), 200), path=path,
+                              message=cap(f"cannot play {path}: {type(exc).__name__}: {exc}"))
                     continue
             self._commands.put((cmd, voice))
             self._wake.set()
@@ -139,7 +153,10 @@ class Worker:
                 cmd, voice = self._commands.get_nowait()
             except queue.Empty:
                 return
-            self.apply(cmd, voice)
+            try:
+                self.apply(cmd, voice)
+            except (TypeError, ValueError, OverflowError) as exc:  # a malformed value: say so, play on
+                self.emit("command_error", message=cap(f"{cmd.get('cmd')!s}: {type(exc).__name__}: {exc}"))
 
     def apply(self, cmd: dict[str, Any], voice: Voice | None) -> None:
         m = self.mixer
@@ -158,13 +175,13 @@ class Worker:
         elif name == "next":
             m.next()
         elif name == "seek":
-            m.seek(float(cmd.get("position_sec", 0.0)))
+            m.seek(finite(cmd.get("position_sec", 0.0)))
         elif name == "volume":
-            m.set_volume(float(cmd.get("volume", 100)) / 100.0)
+            m.set_volume(finite(cmd.get("volume", 100)) / 100.0)
         elif name == "loop":
             m.set_loop(bool(cmd.get("on", True)))
         elif name == "crossfade":
-            m.set_crossfade(float(cmd.get("sec", 4.0)))
+            m.set_crossfade(min(60.0, finite(cmd.get("sec", 4.0))))
         elif name == "sink":
             self.sink_spec = str(cmd.get("spec") or "auto")
             self._close_sink()
@@ -178,6 +195,16 @@ class Worker:
                   applied_frame=m.frames_out - self._sink_frame0)
         self.emit_events()
         self.emit("state", **self.snapshot())
+
+    def report_limiter(self, now: float) -> None:
+        """The limiter acting means something upstream was too loud: say so, rate-limited."""
+        told_samples, told_at = self._limiter_told
+        samples = self.mixer.limited_samples
+        if samples > told_samples and now - told_at >= LIMITER_REPORT_SEC:
+            self.emit("limited", samples=samples - told_samples, peak=round(self.mixer.limited_peak, 3),
+                      volume=round(self.mixer.volume.target * 100))
+            self._limiter_told = (samples, now)
+            self.mixer.limited_peak = 0.0
 
     def emit_events(self) -> int:
         """Send the mixer's events; returns how many changed what clients see (a loop does not)."""
@@ -314,6 +341,7 @@ class Worker:
                 continue
             block = self.mixer.render(BLOCK)
             changed = self.emit_events()
+            self.report_limiter(time.monotonic())
             self._pace()
             self._write(block)
             now = time.monotonic()
