@@ -38,6 +38,7 @@ class ErrorCode(enum.IntEnum):
     DOWNLOAD_FAILED = -32012
     STORAGE_ERROR = -32013
     PLAYBACK_FAILED = -32020  # playback: no audio output, sink failed, nothing to play, remote daemon
+    TRACK_DAMAGED = -32021  # a library track whose file no longer matches its sidecar
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.DOWNLOAD_FAILED: ErrorInfo("Check network and disk, then run :LofiSetup again.", "error"),
     ErrorCode.STORAGE_ERROR: ErrorInfo("Check free space and permissions of the cache dir.", "error"),
     ErrorCode.PLAYBACK_FAILED: ErrorInfo("Pick another output with player.sink; :checkhealth lofi lists them.", "warn"),
+    ErrorCode.TRACK_DAMAGED: ErrorInfo("Generate the track again (data.regenerate is the request), or delete it.", "warn"),
 }
 
 
@@ -115,6 +117,7 @@ ModelInferenceFailed = _error_class("ModelInferenceFailed", ErrorCode.MODEL_INFE
 DownloadFailed = _error_class("DownloadFailed", ErrorCode.DOWNLOAD_FAILED)
 StorageError = _error_class("StorageError", ErrorCode.STORAGE_ERROR)
 PlaybackFailed = _error_class("PlaybackFailed", ErrorCode.PLAYBACK_FAILED)
+TrackDamaged = _error_class("TrackDamaged", ErrorCode.TRACK_DAMAGED)
 
 
 class JobCancelled(LofiError):

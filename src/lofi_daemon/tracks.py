@@ -19,6 +19,12 @@ Every sidecar is untrusted input (caches get synced and shared): it is validated
 field, its ``track_id`` must have the generated form and its ``file`` must be exactly
 ``<track_id>.<format>``, a regular file (not a symlink) in this folder. Anything else is
 skipped with one log line, so no sidecar can point the library at a file outside it.
+
+Before a track is played, ``verify`` checks its audio against the sidecar: a regular file
+(opened without following links or blocking), no larger than any track can be, with the
+sha256 the sidecar recorded. Hashing runs once per file version (device, inode, size, mtime);
+a damaged track is TRACK_DAMAGED with the request that makes it again, and the cache stops
+answering that request with it.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from typing import Annotated, Any, Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
 
-from .errors import StorageError, TrackNotFound
+from .errors import StorageError, TrackDamaged, TrackNotFound
 from .files import DIR_MODE, OwnedTemp, fsync_dir, read_regular_file, temp_is_dead, unlink_if_unlocked
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,8 @@ log = logging.getLogger(__name__)
 FORMATS = ("wav", "flac", "ogg")  # the same keys as audio.FORMATS (kept import-light here)
 TRACK_ID_RE = re.compile(r"t[0-9a-f]{12}")  # the form app.new_track_id makes
 MAX_SIDECAR_BYTES = 1 << 20
+MAX_AUDIO_BYTES = 512 << 20  # 240 s of 48 kHz stereo PCM_16 is 46 MB: anything near this is not ours
+HASH_CHUNK = 1 << 20
 MTIME_TICK_NS = 2_000_000_000  # a folder changed this recently may change again within one mtime tick
 
 
@@ -143,6 +151,8 @@ class TrackLibrary:
         self._recheck = True
         self._parsed: dict[str, tuple[tuple[int, int, int], Track | None]] = {}
         self._warned: set[tuple[str, Any]] = set()
+        self._verified: dict[str, tuple[int, int, int, int]] = {}  # track id -> file version hashed whole
+        self._damaged: dict[str, tuple[int, int, int, int]] = {}  # track id -> file version found damaged
         self.clean_up()
 
     # ----- reading (every call sees what is on disk now) ------------------------------------
@@ -150,7 +160,62 @@ class TrackLibrary:
         with self._lock:
             self._refresh()
             track_id = self._by_key.get(key)
-            return self._by_id.get(track_id) if track_id else None
+            track = self._by_id.get(track_id) if track_id else None
+            if track is not None and track_id in self._damaged and self._damaged[track_id] == _version(track.path):
+                return None  # found damaged: the same request makes the track again
+            return track
+
+    # ----- verification -----------------------------------------------------------------------
+    def verify(self, track: Track) -> None:
+        """Raise TRACK_DAMAGED unless ``track``'s audio is the file its sidecar describes.
+        Blocking (it may hash the whole file): the event loop runs it in a thread."""
+        try:
+            fd = os.open(track.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            what = "it is a symbolic link" if exc.errno == errno.ELOOP else f"it cannot be opened ({exc.strerror})"
+            raise self._damage(track, None, what) from None
+        try:
+            st = os.fstat(fd)
+            version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            if not stat.S_ISREG(st.st_mode):
+                raise self._damage(track, version, "it is not a regular file")
+            if st.st_size == 0 or st.st_size > MAX_AUDIO_BYTES:
+                raise self._damage(track, version, f"it holds {st.st_size} bytes, which no track can be")
+            with self._lock:
+                if self._verified.get(track.track_id) == version:
+                    return
+            expected = track.meta.get("sha256")
+            if expected:
+                digest = hashlib.sha256()
+                while chunk := os.read(fd, HASH_CHUNK):
+                    digest.update(chunk)
+                if digest.hexdigest() != expected:
+                    raise self._damage(track, version, f"its {st.st_size} bytes no longer match the sha256 "
+                                                       "its sidecar recorded (truncated or changed)")
+            with self._lock:
+                self._verified[track.track_id] = version
+                self._damaged.pop(track.track_id, None)
+        finally:
+            os.close(fd)
+
+    def is_verified(self, track: Track) -> bool:
+        """``verify`` would return at once: this very file version was hashed and matched."""
+        with self._lock:
+            known = self._verified.get(track.track_id)
+        return known is not None and known == _version(track.path)
+
+    def _damage(self, track: Track, version: tuple[int, int, int, int] | None, reason: str) -> TrackDamaged:
+        if version is not None:
+            with self._lock:
+                self._damaged[track.track_id] = version
+                self._verified.pop(track.track_id, None)
+        self._warn_once(("damaged", track.track_id, version), "tracks: %s is damaged: %s", track.path, reason)
+        again = regenerate_request(track.meta)
+        hint = ("Generate it again: the same prompt, backend and seed"
+                + (f" ({again['seed']})" if "seed" in again else "")
+                + " make the same track (data.regenerate is the generate request), or delete it.")
+        return TrackDamaged(f"track {track.track_id} is damaged: {reason}", hint=hint, track_id=track.track_id,
+                            path=str(track.path), reason=reason, regenerate=again)
 
     def get(self, track_id: str) -> Track:
         with self._lock:
@@ -347,6 +412,31 @@ class TrackLibrary:
         for path in removed:
             log.info("tracks: removed %s, left by a writer that stopped before committing", path)
         return removed
+
+
+def _version(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def regenerate_request(meta: dict[str, Any]) -> dict[str, Any]:
+    """The ``generate`` params that make this track again (what its sidecar recorded)."""
+    request: dict[str, Any] = {}
+    if isinstance(meta.get("prompt"), str) and meta["prompt"]:
+        request["prompt"] = meta["prompt"]
+    duration = meta.get("requested_duration_sec") or meta.get("duration_sec")
+    if isinstance(duration, (int, float)):
+        request["duration_sec"] = duration
+    for key in ("backend", "seed", "format"):
+        if meta.get(key) not in (None, ""):
+            request[key] = meta[key]
+    params = meta.get("params")
+    if isinstance(params, dict):
+        request.update({k: v for k, v in params.items() if k not in request})
+    return request
 
 
 # ----- errors -----------------------------------------------------------------------------------

@@ -156,7 +156,8 @@ class PlaybackEngine:
                                  "sink": None, "position_sec": 0.0, "duration_sec": 0.0}
             self._notify("playback_error", {"code": "PLAYBACK_FAILED", **event})
         elif kind == "track_error":
-            self._notify("playback_error", {"code": "PLAYBACK_FAILED", "sink": None,
+            damaged = bool(event.pop("damaged", False))  # its length is not what its sidecar says
+            self._notify("playback_error", {"code": "TRACK_DAMAGED" if damaged else "PLAYBACK_FAILED", "sink": None,
                                             "hint": "The file is not playable audio; generate it again.", **event})
         elif kind == "applied":
             self.last_command = event

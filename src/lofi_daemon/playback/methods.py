@@ -11,6 +11,7 @@ says that this machine's speakers are the ones you hear (e.g. ssh to your own de
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -18,7 +19,7 @@ from typing import Any, Awaitable, Callable
 from ..errors import InvalidParams, PlaybackFailed, TrackNotFound
 from ..rpc import params as P
 from ..rpc.dispatch import Dispatcher
-from ..tracks import TrackLibrary
+from ..tracks import Track, TrackLibrary
 from .engine import PlaybackEngine
 from .radio import Radio, RadioPlan
 
@@ -109,7 +110,10 @@ class PlaybackService:
         loopable = meta.get("loopable") is True
         info = {"prompt": meta.get("prompt") or path.name, "backend": meta.get("backend")}
         self.engine.tracks[track_id] = info
-        self.engine.send({"cmd": cmd, "track_id": track_id, "path": str(path), "loopable": loopable, "info": info})
+        command = {"cmd": cmd, "track_id": track_id, "path": str(path), "loopable": loopable, "info": info}
+        if isinstance(meta.get("duration_sec"), (int, float)):
+            command["expect_sec"] = meta["duration_sec"]  # the worker refuses a file of another length
+        self.engine.send(command)
 
     def _radio_play(self, track_id: str, how: str) -> None:
         track = self._library.get(track_id)
@@ -152,6 +156,10 @@ class PlaybackService:
     async def play(self, p: P.PlayParams) -> dict[str, Any]:
         self._refuse_remote()
         track_id, path, meta = self._resolve(p)
+        if not track_id.startswith("file:"):  # a library track: its file must be the one its sidecar describes
+            track = Track(track_id, path, meta)
+            if not self._library.is_verified(track):  # hashing runs once per file version, off the loop
+                await asyncio.to_thread(self._library.verify, track)
         if p.sink:
             self.engine.set_sink(p.sink)
         if p.loop is not None:

@@ -38,24 +38,58 @@ LEAD_SEC = 0.1  # audio written ahead of real time: rides out stalls, keeps paus
 TICK_SEC = 1.0  # a state event at least this often while playing
 IDLE_CLOSE_SEC = 2.0  # after stop, keep the sink open briefly (a quick next play reuses it)
 MAX_TRACK_SEC = 900  # a longer file is refused rather than filling memory
+MIN_RATE, MAX_RATE, MAX_CHANNELS = 8_000, 384_000, 8  # a header outside these is not audio we play
+LENGTH_TOLERANCE_SEC = 0.01  # sidecars round durations; a damaged file is off by far more
 AUTO_RETRY_WINDOW_SEC = 2.0  # in auto mode, a sink failing this early hands over to the next one
 SINK_CONFIRM_SEC = 0.5  # a player that cannot open its device exits sooner; only then is it named
 LIMITER_REPORT_SEC = 10.0  # the limiter acting is logged, but at most this often
 
 
+class Unplayable(ValueError):
+    """The file is not playable audio (the only error ``load_voice`` raises); ``damaged``: its
+    length is not the one its sidecar recorded."""
+
+    def __init__(self, message: str, *, damaged: bool = False) -> None:
+        super().__init__(message)
+        self.damaged = damaged
+
+
 def load_voice(cmd: dict[str, Any]) -> Voice:
-    """Decode ``cmd['path']`` into a 48 kHz stereo voice. Every file is untrusted input."""
+    """Decode ``cmd['path']`` into a 48 kHz stereo voice. Every file is untrusted input: its
+    header is checked before anything is allocated, and every failure is ``Unplayable``."""
+    try:
+        return _decode(cmd)
+    except Unplayable:
+        raise
+    except MemoryError:
+        raise Unplayable("not enough memory to decode it") from None
+    except Exception as exc:  # libsndfile's errors, a truncated stream, a bad header
+        raise Unplayable(f"{type(exc).__name__}: {exc}") from None
+
+
+def _decode(cmd: dict[str, Any]) -> Voice:
     from .. import audio
 
     path = Path(cmd["path"])
     frames, rate, channels = audio.probe(path)
     if frames <= 0 or rate <= 0 or channels <= 0:
-        raise ValueError("the file holds no audio")
+        raise Unplayable("the file holds no audio")
+    if not MIN_RATE <= rate <= MAX_RATE or channels > MAX_CHANNELS:
+        raise Unplayable(f"the file says {rate} Hz and {channels} channels, which no track has")
     if frames / rate > MAX_TRACK_SEC:
-        raise ValueError(f"the file is {frames / rate:.0f} s long; at most {MAX_TRACK_SEC} s can be played")
+        raise Unplayable(f"the file is {frames / rate:.0f} s long; at most {MAX_TRACK_SEC} s can be played")
+    expect = cmd.get("expect_sec")
+    if isinstance(expect, (int, float)) and abs(frames / rate - expect) > LENGTH_TOLERANCE_SEC:
+        raise Unplayable(f"the file holds {frames / rate:.3f} s of audio, its sidecar says {expect:g} s",
+                         damaged=True)
     samples, rate = audio.read(path)  # (channels, frames)
+    if isinstance(expect, (int, float)) and abs(samples.shape[1] / rate - expect) > LENGTH_TOLERANCE_SEC:
+        raise Unplayable(f"only {samples.shape[1] / rate:.3f} s of the {expect:g} s its sidecar records could "
+                         "be decoded", damaged=True)
+    if samples.shape[1] == 0:
+        raise Unplayable("the file holds no audio")
     if not np.all(np.isfinite(samples)):
-        raise ValueError("the file holds NaN/inf samples")
+        raise Unplayable("the file holds NaN/inf samples")
     if samples.shape[0] == 1:
         samples = np.repeat(samples, 2, axis=0)
     elif samples.shape[0] > 2:
@@ -137,10 +171,10 @@ class Worker:
             if cmd["cmd"] in ("play", "enqueue"):
                 try:
                     voice = load_voice(cmd)
-                except Exception as exc:  # unreadable, truncated, not audio: say so, play on
+                except Unplayable as exc:  # unreadable, truncated, not audio: say so, play on
                     path = cap(str(cmd.get("path")), MAX_FOREIGN_CHARS // 2)
                     self.emit("track_error", track_id=cap(str(cmd.get("track_id")), 200), path=path,
-                              message=cap(f"cannot play {path}: {type(exc).__name__}: {exc}"))
+                              damaged=exc.damaged, message=cap(f"cannot play {path}: {exc}"))
                     continue
             self._commands.put((cmd, voice))
             self._wake.set()
