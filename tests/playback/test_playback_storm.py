@@ -73,3 +73,26 @@ def test_thousands_of_pipelined_commands_never_exceed_full_scale_or_click(cache_
     allowed = MAX_GAIN * (math.sqrt(2) * step + peak * RAMP_SLOPE)
     steps = np.abs(np.diff(out, axis=0)).max(axis=1)
     assert steps.max() <= allowed, f"a step of {steps.max():.4f} at frame {steps.argmax()} (allowed {allowed:.4f})"
+
+
+def test_the_limiter_acting_is_logged_once_per_ten_seconds_at_most(cache_dir, tmp_path):
+    from lofi_daemon import audio
+
+    loud = tmp_path / "loud.wav"  # 0.9 peak at 150 %: 1.35 before the limiter
+    t = np.arange(2 * RATE) / RATE
+    mono = 0.9 * np.sin(2 * np.pi * 110 * t)
+    loud.write_bytes(audio.encode(np.stack([mono, mono]).astype(np.float32), RATE, "wav"))
+    cap = tmp_path / "out.f32"
+    began = time.monotonic()
+    with start(cache_dir, f"capture {cap} 1") as d:
+        d.call("set_volume", volume=150)
+        d.call("play", path=str(loud))
+        wait_until(lambda: cap.exists() and cap.stat().st_size >= 2 * RATE * 8, 30, "two seconds played")
+        d.call("stop")
+    elapsed = time.monotonic() - began
+    out = read_pcm(cap)
+    assert float(np.abs(out).max()) <= 1.0 and float(np.abs(out).max()) > 0.95  # limited, not muted
+    log = (cache_dir / "logs" / "daemon.log").read_text()
+    lines = [line for line in log.splitlines() if "safety limiter" in line]
+    assert 1 <= len(lines) <= 1 + elapsed / 10.0, lines
+    assert "volume 150%" in lines[0]
