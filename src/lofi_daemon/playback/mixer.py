@@ -125,7 +125,6 @@ class Voice:
             written += take
         return written
 
-
     def _fade_end(self, seg: np.ndarray, start: int) -> None:
         """Scale the part of ``seg`` (frames from ``start``) that lies in the end fade."""
         first = self.n - self.end_fade
@@ -402,7 +401,7 @@ class Mixer:
         out_gains = [fade.gains(n) for _, fade in self.outgoing]
         total = sum(out_gains, np.zeros(n) if current_gain is None else current_gain)
         # total is continuous in time (every envelope is), so this scale is too: no step.
-        scale = np.minimum(1.0, MAX_ENVELOPE_SUM / np.maximum(total, MAX_ENVELOPE_SUM))
+        scale = MAX_ENVELOPE_SUM / np.maximum(total, MAX_ENVELOPE_SUM)  # 1 until the sum passes sqrt(2)
         if voice is not None:
             assert current_gain is not None
             passes = voice.passes

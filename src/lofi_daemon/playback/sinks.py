@@ -221,9 +221,15 @@ class PipeSink(Sink):
                 raise self._failed("exited")
 
     def _kill(self) -> None:
-        proc = self._proc
+        """End the group once: after the leader is reaped its pid may be handed out again."""
+        proc, self._proc = self._proc, None
         if proc is not None:
             end_group(proc)
+            try:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            except OSError:
+                pass
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
