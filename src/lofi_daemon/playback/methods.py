@@ -22,6 +22,7 @@ from ..rpc.dispatch import Dispatcher
 from ..tracks import Track, TrackLibrary
 from .engine import PlaybackEngine
 from .radio import Radio, RadioPlan
+from .sinks import cap
 
 Notify = Callable[[str, dict[str, Any]], None]
 
@@ -56,9 +57,16 @@ class PlaybackService:
         self._cancel: Callable[[str], Any] | None = None
         self.radio = Radio(self.engine, submit=self._generate, cancel=lambda tid: self._cancel and self._cancel(tid),
                            play=self._radio_play, first_from_library=self._first_from_library,
-                           notify_error=lambda payload: self._notify("playback_error", payload))
+                           notify_error=self._radio_error)
         self.engine.extra_state = self.radio.describe
         self._remote = remote_reason(self._env)
+
+    def _radio_error(self, payload: dict[str, Any]) -> None:
+        """The radio's reason can quote a job's error text: capped like every foreign string,
+        and without the empty ``stderr`` that sink errors no longer carry."""
+        payload = {k: v for k, v in payload.items() if k != "stderr"}
+        payload["message"] = cap(str(payload.get("message", "")))
+        self._notify("playback_error", payload)
 
     # ----- wiring ------------------------------------------------------------------------------
     def observe(self, notify: Notify) -> Notify:
