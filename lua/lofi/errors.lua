@@ -25,6 +25,7 @@ M.codes = {
   DOWNLOAD_FAILED = -32012,
   STORAGE_ERROR = -32013,
   PLAYBACK_FAILED = -32020,
+  REMOTE_UNAVAILABLE = -32030,
 }
 
 -- How loudly each code is shown: "error" | "warn" | "info" (same words as errors.py).
@@ -48,6 +49,7 @@ M.levels = {
   DOWNLOAD_FAILED = "error",
   STORAGE_ERROR = "error",
   PLAYBACK_FAILED = "warn",
+  REMOTE_UNAVAILABLE = "error",
 }
 
 -- Client-side failures: level and the hint shown when the caller gives none.

@@ -38,6 +38,7 @@ class ErrorCode(enum.IntEnum):
     DOWNLOAD_FAILED = -32012
     STORAGE_ERROR = -32013
     PLAYBACK_FAILED = -32020  # playback: no audio output, sink failed, nothing to play, remote daemon
+    REMOTE_UNAVAILABLE = -32030  # the remote generator (ssh) could not be started, went away, or speaks another protocol
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.DOWNLOAD_FAILED: ErrorInfo("Check network and disk, then run :LofiSetup again.", "error"),
     ErrorCode.STORAGE_ERROR: ErrorInfo("Check free space and permissions of the cache dir.", "error"),
     ErrorCode.PLAYBACK_FAILED: ErrorInfo("Pick another output with player.sink; :checkhealth lofi lists them.", "warn"),
+    ErrorCode.REMOTE_UNAVAILABLE: ErrorInfo("Check that the generator command (e.g. ssh gpu-box lofi-daemon --stdio) "
+                                            "works in a terminal; :checkhealth lofi shows the remote.", "error"),
 }
 
 
@@ -115,6 +118,7 @@ ModelInferenceFailed = _error_class("ModelInferenceFailed", ErrorCode.MODEL_INFE
 DownloadFailed = _error_class("DownloadFailed", ErrorCode.DOWNLOAD_FAILED)
 StorageError = _error_class("StorageError", ErrorCode.STORAGE_ERROR)
 PlaybackFailed = _error_class("PlaybackFailed", ErrorCode.PLAYBACK_FAILED)
+RemoteUnavailable = _error_class("RemoteUnavailable", ErrorCode.REMOTE_UNAVAILABLE)
 
 
 class JobCancelled(LofiError):
