@@ -307,7 +307,8 @@ class App:
                 "protocol": PROTOCOL_VERSION, "cache_dir": str(self.settings.cache_dir),
                 "socket_path": None, **self.transport_info(), "gpu": gpu_names(),
                 "generator": None if self.remote is None else {
-                    "command": self.remote.argv, "connected": self.remote.connection.connected}}
+                    "command": self.remote.argv, "connected": self.remote.connection.connected,
+                    "pid": self.remote.connection.pid}}
 
     async def remote_status(self, _: P.NoParams) -> dict[str, Any]:
         """The remote generator as :checkhealth shows it (connects when it is not connected)."""
