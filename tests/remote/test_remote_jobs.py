@@ -7,6 +7,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+from process_tree import child_pids
 from remote_helpers import files_in, generator_argv, kill_9, local_daemon, remote_pid, sidecar, wait_until
 
 
@@ -141,3 +142,22 @@ def test_get_backends_and_remote_status_show_the_remote_side(tmp_path):
     assert status["installed"] == ["procedural"] and isinstance(status["gpu"], list)
     assert status["backends_sent"] == ["musicgen", "procedural"]
     assert info["generator"]["connected"] is True and isinstance(info["gpu"], list)
+
+
+def test_the_ssh_link_dying_mid_job_cancels_the_job_on_the_remote(tmp_path):
+    remote = tmp_path / "gpu-box"
+    ssh = [sys.executable, str(Path(__file__).with_name("fake_ssh.py")), *generator_argv(remote, paced_sec=30)]
+    with local_daemon(tmp_path / "laptop", ssh) as d:
+        track_id = d.call("generate", prompt="slow", duration_sec=5, seed=1)["result"]["track_id"]
+        d.wait_for("generation_progress", 60, track_id=track_id, phase="remote")
+        link = remote_pid(d)
+        (remote_daemon,) = child_pids(link, "paced_daemon")
+        kill_9(link)
+        ended = d.wait_terminal(track_id, 30)
+        # The remote daemon read EOF on its stdin: it cancels its job and exits by itself.
+        wait_until(lambda: not Path(f"/proc/{remote_daemon}").exists() or
+                   Path(f"/proc/{remote_daemon}/stat").read_text().split(") ")[1].startswith("Z"), 30, "the remote exit")
+    assert ended["method"] == "generation_error" and ended["code"] == "REMOTE_UNAVAILABLE", ended
+    assert "cancelled: prompt='slow'" in (remote / "logs" / "daemon.log").read_text()
+    assert [n for n in files_in(remote / "tracks")] == []
+    assert files_in(tmp_path / "laptop" / "tracks") == []
