@@ -68,7 +68,7 @@ class App:
         # One worker thread does every model load, generation and file write, in order.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
         self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
-        self.playback.bind(submit=lambda request: self.generate(P.parse(P.GenerateParams, request)),
+        self.playback.bind(submit=self._radio_generate,
                            cancel=self.jobs.cancel)
         self._downloads: dict[str, tuple[threading.Thread, CancelToken]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -173,6 +173,19 @@ class App:
         return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
                 "position": position, "seed": seed, "backend": name}
 
+    async def _radio_generate(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The radio's next track. While the remote generator is away (it failed in the last
+        minute), a track for a backend that goes there is made here on procedural instead, so
+        the music goes on; after that minute the remote is tried again."""
+        p = P.parse(P.GenerateParams, request)
+        if self.remote is not None and not self.remote.handles("procedural") and self.remote.away():
+            name = self.registry.canonical(p.backend or self.registry.default)
+            if self.remote.handles(name):
+                log.info("radio: the remote generator is away; making the next track here on procedural")
+                p = P.parse(P.GenerateParams, {"prompt": p.prompt, "duration_sec": p.duration_sec,
+                                               "backend": "procedural"})
+        return await self.generate(p)
+
     async def cancel(self, p: P.TrackParams) -> dict[str, bool]:
         try:
             return self.jobs.cancel(p.track_id)
@@ -204,7 +217,8 @@ class App:
 
     async def set_backend(self, p: P.BackendParams) -> dict[str, Any]:
         name = self.registry.canonical(p.backend)
-        if self.registry.status(name) in ("not_installed", "downloading"):
+        goes_remote = self.remote is not None and self.remote.handles(name)  # installed there, not here
+        if not goes_remote and self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
                                       hint=_setup_hint(name, self.registry.get(name), "first"), backend=name)
         previous = self.registry.default

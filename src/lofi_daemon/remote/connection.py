@@ -17,6 +17,7 @@ import collections
 import json
 import logging
 import os
+import time
 from typing import Any, Callable
 
 from .. import PROTOCOL_VERSION
@@ -55,6 +56,7 @@ class RemoteConnection:
         self.info: dict[str, Any] | None = None  # the remote's ping answer while connected
         self.last_error: str | None = None
         self._closing = False  # we closed it: its exit is no news
+        self.failed_at: float | None = None  # monotonic time of the last failed start or loss
 
     @property
     def connected(self) -> bool:
@@ -72,7 +74,11 @@ class RemoteConnection:
             return self.info
         if self._starting is None or self._starting.done():
             self._starting = asyncio.get_running_loop().create_task(self._start())
-        return await asyncio.shield(self._starting)
+        try:
+            return await asyncio.shield(self._starting)
+        except RemoteUnavailable:
+            self.failed_at = time.monotonic()
+            raise
 
     async def _start(self) -> dict[str, Any]:
         self._stderr.clear()
@@ -97,11 +103,12 @@ class RemoteConnection:
             self._kill(proc)
             raise self._unavailable(
                 f"the remote generator speaks protocol {remote_protocol}, this daemon {PROTOCOL_VERSION}",
-                hint="Install the same lofi.nvim version on both machines (:LofiInstall here, "
-                     "pip install -U lofi-nvim there).",
+                hint="Install the same lofi.nvim version on both machines (update the plugin here, "
+                     "and the clone there followed by its pip install).",
                 remote_protocol=remote_protocol, remote_version=info.get("version") if isinstance(info, dict) else None)
         self.info = info
         self.last_error = None
+        self.failed_at = None
         log.info("remote generator %r connected (pid %s, version %s)", describe(self.argv), proc.pid, info.get("version"))
         return info
 
@@ -207,6 +214,8 @@ class RemoteConnection:
         if last:
             why += f": {last}"
         self.last_error = why
+        if not self._closing:
+            self.failed_at = time.monotonic()
         log.log(logging.INFO if self._closing else logging.WARNING, "%s", why)
         for future in list(self._pending.values()):
             if not future.done():

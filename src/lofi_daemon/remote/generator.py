@@ -22,6 +22,7 @@ import concurrent.futures
 import logging
 import queue
 import threading
+import time
 from typing import Any, Callable
 
 from ..cancel import CancelToken
@@ -37,6 +38,7 @@ TERMINAL = ("generation_complete", "generation_error", "generation_cancelled")
 REMOTE_SHARE = 90.0  # of the local percent: the remote's generation; the transfer is the rest
 CALL_TIMEOUT_SEC = 300.0  # one request (a chunk, a generate) on a link that went silent without closing
 CANCEL_WAIT_SEC = 5.0  # for the remote to confirm a cancel, so its queue is free for the next job
+BRIDGE_SEC = 60.0  # after the remote failed, radio tracks are made here this long before it is tried again
 EARLY_KEPT = 32  # remote track ids whose notifications arrived before their job was watching
 
 Notify = Callable[[str, dict[str, Any]], None]
@@ -60,6 +62,12 @@ class RemoteGenerator:
     def handles(self, backend: str) -> bool:
         """Whether jobs for ``backend`` go to the remote (default: every backend but procedural)."""
         return backend in self._routed if self._routed is not None else backend != "procedural"
+
+    def away(self, now: float | None = None) -> bool:
+        """Whether the remote failed recently (the radio then makes its tracks here)."""
+        failed_at = self.connection.failed_at
+        now = time.monotonic() if now is None else now
+        return not self.connection.connected and failed_at is not None and now - failed_at < BRIDGE_SEC
 
     def routed(self) -> list[str] | str:
         return sorted(self._routed) if self._routed is not None else "all but procedural"
