@@ -91,8 +91,8 @@ class RemoteConnection:
             raise self._unavailable(f"cannot start the remote generator {describe(self.argv)!r}: {exc}") from None
         self._proc = proc
         loop = asyncio.get_running_loop()
-        loop.create_task(self._read(proc))
-        loop.create_task(self._read_stderr(proc))
+        stderr_done = loop.create_task(self._read_stderr(proc))
+        loop.create_task(self._read(proc, stderr_done))
         try:
             info = await asyncio.wait_for(self._request(proc, "ping", None), self._start_timeout)
         except asyncio.TimeoutError:
@@ -116,8 +116,10 @@ class RemoteConnection:
     async def request(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """Send ``method`` to the remote (connecting first) and return its result."""
         await self.ensure()
-        assert self._proc is not None
-        return await self._request(self._proc, method, params)
+        proc = self._proc
+        if proc is None:  # lost in between
+            raise self._unavailable(self.last_error or "the remote generator went away")
+        return await self._request(proc, method, params)
 
     async def _request(self, proc: asyncio.subprocess.Process, method: str, params: dict[str, Any] | None) -> Any:
         self._next_id += 1
@@ -131,9 +133,13 @@ class RemoteConnection:
             assert proc.stdin is not None
             proc.stdin.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
             await proc.stdin.drain()
-        except (OSError, RuntimeError) as exc:  # the pipe broke: the reader will tell why
-            self._pending.pop(req_id, None)
-            raise self._unavailable(f"the remote generator went away ({type(exc).__name__})") from None
+        except (OSError, RuntimeError) as exc:  # the pipe broke: the reader will tell why, and fail the future
+            try:
+                return await asyncio.wait_for(future, 5.0)
+            except asyncio.TimeoutError:
+                raise self._unavailable(f"the remote generator went away ({type(exc).__name__})") from None
+            finally:
+                self._pending.pop(req_id, None)
         try:
             return await future
         finally:
@@ -148,7 +154,7 @@ class RemoteConnection:
                 pass
 
     # ----- reading --------------------------------------------------------------------------
-    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read(self, proc: asyncio.subprocess.Process, stderr_done: asyncio.Task[None]) -> None:
         assert proc.stdout is not None
         try:
             while True:
@@ -163,6 +169,10 @@ class RemoteConnection:
                 self._handle_line(line)
         finally:
             code = await proc.wait()
+            try:  # its last words (ssh: "Could not resolve hostname ...") name the cause
+                await asyncio.wait_for(asyncio.shield(stderr_done), 1.0)
+            except asyncio.TimeoutError:
+                pass
             self._lost(proc, code)
 
     def _handle_line(self, line: bytes) -> None:
