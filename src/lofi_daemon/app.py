@@ -41,6 +41,7 @@ from .tracks import TrackLibrary, cache_key
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str, dict[str, Any]], None]
+REMOTE_LIST_WAIT_SEC = 10.0  # get_backends waits this long for the remote generator's list
 
 
 def new_track_id() -> str:
@@ -208,9 +209,13 @@ class App:
         """The remote's own status for the backends that go there (what :LofiSetup acts on)."""
         assert self.remote is not None
         try:
-            there = await self.remote.backends()
-        except LofiError as exc:
-            return [{**e, "remote": True, "remote_error": exc.message} if self.remote.handles(e["name"]) else e
+            if self.remote.away():  # failed a moment ago: say so at once rather than wait on ssh again
+                raise LofiError(self.remote.connection.last_error or "the remote generator is away")
+            # A slow ssh start goes on in the background; the client's request must not time out.
+            there = await asyncio.wait_for(self.remote.backends(), REMOTE_LIST_WAIT_SEC)
+        except (LofiError, asyncio.TimeoutError) as exc:
+            error = exc.message if isinstance(exc, LofiError) else "the remote generator is still starting"
+            return [{**e, "remote": True, "remote_error": error} if self.remote.handles(e["name"]) else e
                     for e in entries]
         return [{**there.get(e["name"], e), "remote": True} if self.remote.handles(e["name"]) else e
                 for e in entries]

@@ -14,7 +14,7 @@ from ..files import read_regular_file
 NVIDIA_PROC = Path("/proc/driver/nvidia/gpus")
 
 
-def gpu_names(nvidia_proc: Path = NVIDIA_PROC) -> list[str]:
+def gpu_names(nvidia_proc: Path = NVIDIA_PROC, *, ask_torch: bool = True) -> list[str]:
     names: list[str] = []
     try:
         folders = sorted(nvidia_proc.iterdir())
@@ -29,7 +29,7 @@ def gpu_names(nvidia_proc: Path = NVIDIA_PROC) -> list[str]:
             key, _, value = line.partition(":")
             if key.strip() == "Model" and value.strip():
                 names.append(value.strip())
-    torch = sys.modules.get("torch")
+    torch = sys.modules.get("torch") if ask_torch else None
     if not names and torch is not None:
         try:
             if torch.cuda.is_available():
