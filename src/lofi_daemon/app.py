@@ -61,11 +61,11 @@ class App:
         self.library = TrackLibrary(settings.tracks_dir)
         self.playback = PlaybackService(settings, self.library, notify)
         self._notify = notify = self.playback.observe(notify)  # the radio hears job events
+        self.registry = registry or BackendRegistry(settings, self.store, on_status=self._backend_status)
         # The remote generator (docs/remote.md): jobs for the backends it takes run there.
         generator_argv, generator_backends = settings.generator()
-        self.remote = (RemoteGenerator(generator_argv, generator_backends, self.library, notify)
+        self.remote = (RemoteGenerator(generator_argv, self._canonical_names(generator_backends), self.library, notify)
                        if generator_argv else None)
-        self.registry = registry or BackendRegistry(settings, self.store, on_status=self._backend_status)
         # One worker thread does every model load, generation and file write, in order.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
         self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
@@ -78,6 +78,18 @@ class App:
         # Set by the transport: how clients reach this daemon (daemon_info reports it).
         self.transport_info: Callable[[], dict[str, Any]] = lambda: {"transport": "in-process", "clients": 1}
         self._started = time.time()
+
+    def _canonical_names(self, names: list[str] | None) -> list[str] | None:
+        """Backend names as the registry spells them ("ace-step" -> "ace_step"); unknown ones are logged."""
+        if names is None:
+            return None
+        out = []
+        for name in names:
+            try:
+                out.append(self.registry.canonical(name))
+            except LofiError:
+                log.warning("generator_backends: %r is not a backend; ignoring it", name)
+        return out
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -338,7 +350,9 @@ class App:
     async def read_track(self, p: P.ReadTrackParams) -> dict[str, Any]:
         """One chunk of a finished track, base64, with its size and sha256; the sidecar with the first."""
         track, data, size = await asyncio.to_thread(self.library.read_chunk, p.track_id, p.offset, p.max_bytes)
-        sha256 = track.meta.get("sha256") or await asyncio.to_thread(_file_sha256, track.path)
+        sha256 = track.meta.get("sha256")
+        if sha256 is None and p.offset == 0:  # an old sidecar without it: hashed once, for the first chunk
+            sha256 = await asyncio.to_thread(_file_sha256, track.path)
         out = {"track_id": track.track_id, "offset": p.offset, "size": size, "sha256": sha256,
                "format": track.meta.get("format"), "data": base64.b64encode(data).decode("ascii"),
                "eof": p.offset + len(data) >= size}
@@ -394,9 +408,12 @@ class App:
 
 def _file_sha256(path: Any) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)  # never a FIFO or a link
+    try:
+        while chunk := os.read(fd, 1 << 20):
             digest.update(chunk)
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 
