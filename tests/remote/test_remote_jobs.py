@@ -161,3 +161,12 @@ def test_the_ssh_link_dying_mid_job_cancels_the_job_on_the_remote(tmp_path):
     assert "cancelled: prompt='slow'" in (remote / "logs" / "daemon.log").read_text()
     assert [n for n in files_in(remote / "tracks")] == []
     assert files_in(tmp_path / "laptop" / "tracks") == []
+
+
+def test_a_backend_missing_on_the_remote_fails_with_the_remotes_own_code_and_hint(tmp_path):
+    with local_daemon(tmp_path / "laptop", generator_argv(tmp_path / "gpu-box"), backends="musicgen") as d:
+        reply = d.call("generate", prompt="rain", duration_sec=5, backend="musicgen", seed=1)
+        ended = d.wait_terminal(reply["result"]["track_id"], 60)
+    assert ended["method"] == "generation_error" and ended["code"] == "BACKEND_NOT_INSTALLED", ended
+    assert ended["message"] == "remote: backend musicgen is not installed"
+    assert ":LofiSetup musicgen" in ended["hint"]  # which now downloads it on the remote
