@@ -145,14 +145,6 @@ class RemoteConnection:
         finally:
             self._pending.pop(req_id, None)
 
-    def notify(self, method: str, params: dict[str, Any]) -> None:
-        """A notification to the remote (no answer expected), if it is connected."""
-        if self._proc is not None and self._proc.stdin is not None and self._proc.returncode is None:
-            try:
-                self._proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": method, "params": params}).encode() + b"\n")
-            except (OSError, RuntimeError):
-                pass
-
     # ----- reading --------------------------------------------------------------------------
     async def _read(self, proc: asyncio.subprocess.Process, stderr_done: asyncio.Task[None]) -> None:
         assert proc.stdout is not None

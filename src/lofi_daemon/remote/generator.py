@@ -124,9 +124,17 @@ class RemoteGenerator:
                      done.get("generation_time_sec"))
             origin = {"generator": describe(self.argv), "track_id": remote_id,
                       "version": (self.connection.info or {}).get("version")}
-            return fetch_track(lambda method, p: self._call(self.connection.request(method, p)), remote_id,
-                               self._library, job.track_id, cache_key=job.cache_key, origin=origin,
-                               cancel=job.cancel, on_bytes=lambda n, total: progress.update("fetch", n, max(total, 1)))
+            try:
+                return fetch_track(lambda method, p: self._call(self.connection.request(method, p)), remote_id,
+                                   self._library, job.track_id, cache_key=job.cache_key, origin=origin,
+                                   cancel=job.cancel, on_bytes=lambda n, total: progress.update("fetch", n, max(total, 1)))
+            except RemoteUnavailable as exc:
+                if "nothing was kept" in exc.message or "discarded" in exc.message:
+                    raise
+                raise RemoteUnavailable(
+                    f"{exc.message}; the transfer of the finished track stopped and nothing was kept here",
+                    hint="Generate again: the next request starts the remote generator again.",
+                    **exc.facts) from None
         finally:
             with self._lock:
                 self._watchers.pop(remote_id, None)
