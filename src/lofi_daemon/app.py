@@ -8,6 +8,8 @@ backend, hand to jobs, answer.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
 import os
 import secrets
@@ -28,6 +30,8 @@ from .jobs import Job, JobProgress, JobQueue
 from .models.store import ModelStore
 from .playback.methods import PlaybackService
 from .playback.priority import yield_to_playback
+from .remote.generator import RemoteGenerator
+from .remote.machine import gpu_names
 from .rpc import params as P
 from .rpc.caller import current_caller
 from .rpc.dispatch import Dispatcher
@@ -37,6 +41,7 @@ from .tracks import TrackLibrary, cache_key
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str, dict[str, Any]], None]
+REMOTE_LIST_WAIT_SEC = 10.0  # get_backends waits this long for the remote generator's list
 
 
 def new_track_id() -> str:
@@ -57,10 +62,14 @@ class App:
         self.playback = PlaybackService(settings, self.library, notify)
         self._notify = notify = self.playback.observe(notify)  # the radio hears job events
         self.registry = registry or BackendRegistry(settings, self.store, on_status=self._backend_status)
+        # The remote generator (docs/remote.md): jobs for the backends it takes run there.
+        generator_argv, generator_backends = settings.generator()
+        self.remote = (RemoteGenerator(generator_argv, self._canonical_names(generator_backends), self.library, notify)
+                       if generator_argv else None)
         # One worker thread does every model load, generation and file write, in order.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
         self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
-        self.playback.bind(submit=lambda request: self.generate(P.parse(P.GenerateParams, request)),
+        self.playback.bind(submit=self._radio_generate,
                            cancel=self.jobs.cancel)
         self._downloads: dict[str, tuple[threading.Thread, CancelToken]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -70,17 +79,33 @@ class App:
         self.transport_info: Callable[[], dict[str, Any]] = lambda: {"transport": "in-process", "clients": 1}
         self._started = time.time()
 
+    def _canonical_names(self, names: list[str] | None) -> list[str] | None:
+        """Backend names as the registry spells them ("ace-step" -> "ace_step"); unknown ones are logged."""
+        if names is None:
+            return None
+        out = []
+        for name in names:
+            try:
+                out.append(self.registry.canonical(name))
+            except LofiError:
+                log.warning("generator_backends: %r is not a backend; ignoring it", name)
+        return out
+
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.jobs.start()
+        if self.remote is not None:
+            self.remote.start()
 
     async def close(self) -> None:
         await self.playback.close()
         for _thread, token in self._downloads.values():
             token.cancel()
         await self.jobs.shutdown()
+        if self.remote is not None:  # after the jobs: a running remote job's cancel goes out first
+            await self.remote.close()
         unload = asyncio.get_running_loop().run_in_executor(self._worker, self.registry.unload_all)
         try:  # behind a job that ignored its cancel, this would wait for ever
             await asyncio.wait_for(unload, timeout=10)
@@ -111,6 +136,8 @@ class App:
         d.register("delete_track", P.TrackParams, self.delete_track)
         d.register("shutdown", P.ShutdownParams, self.shutdown)
         d.register("daemon_info", P.NoParams, self.daemon_info)
+        d.register("read_track", P.ReadTrackParams, self.read_track)
+        d.register("remote_status", P.NoParams, self.remote_status)
         self.playback.register(d)
         return d
 
@@ -130,7 +157,8 @@ class App:
                 min_duration_sec=caps.min_duration_sec, max_duration_sec=caps.max_duration_sec, backend=name,
             )
         backend_params = caps.resolve_params(p.backend_params, backend=name)
-        if self.registry.status(name) in ("not_installed", "downloading"):
+        goes_remote = self.remote is not None and self.remote.handles(name)  # the remote checks its own install
+        if not goes_remote and self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
                                       hint=_setup_hint(name, backend, "to download it"),
                                       backend=name)
@@ -158,6 +186,19 @@ class App:
         return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
                 "position": position, "seed": seed, "backend": name}
 
+    async def _radio_generate(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The radio's next track. While the remote generator is away (it failed in the last
+        minute), a track for a backend that goes there is made here on procedural instead, so
+        the music goes on; after that minute the remote is tried again."""
+        p = P.parse(P.GenerateParams, request)
+        if self.remote is not None and not self.remote.handles("procedural") and self.remote.away():
+            name = self.registry.canonical(p.backend or self.registry.default)
+            if self.remote.handles(name):
+                log.info("radio: the remote generator is away; making the next track here on procedural")
+                p = P.parse(P.GenerateParams, {"prompt": p.prompt, "duration_sec": p.duration_sec,
+                                               "backend": "procedural"})
+        return await self.generate(p)
+
     async def cancel(self, p: P.TrackParams) -> dict[str, bool]:
         try:
             return self.jobs.cancel(p.track_id)
@@ -171,12 +212,30 @@ class App:
                 "backend_status": self.registry.status(self.registry.default)}
 
     async def get_backends(self, _: P.NoParams) -> dict[str, Any]:
-        return {"backends": [self.registry.describe(n) for n in self.registry.names],
-                "default_backend": self.registry.default}
+        entries = [self.registry.describe(n) for n in self.registry.names]
+        if self.remote is not None and any(self.remote.handles(e["name"]) for e in entries):
+            entries = await self._with_remote_backends(entries)
+        return {"backends": entries, "default_backend": self.registry.default}
+
+    async def _with_remote_backends(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The remote's own status for the backends that go there (what :LofiSetup acts on)."""
+        assert self.remote is not None
+        try:
+            if self.remote.away():  # failed a moment ago: say so at once rather than wait on ssh again
+                raise LofiError(self.remote.connection.last_error or "the remote generator is away")
+            # A slow ssh start goes on in the background; the client's request must not time out.
+            there = await asyncio.wait_for(self.remote.backends(), REMOTE_LIST_WAIT_SEC)
+        except (LofiError, asyncio.TimeoutError) as exc:
+            error = exc.message if isinstance(exc, LofiError) else "the remote generator is still starting"
+            return [{**e, "remote": True, "remote_error": error} if self.remote.handles(e["name"]) else e
+                    for e in entries]
+        return [{**there.get(e["name"], e), "remote": True} if self.remote.handles(e["name"]) else e
+                for e in entries]
 
     async def set_backend(self, p: P.BackendParams) -> dict[str, Any]:
         name = self.registry.canonical(p.backend)
-        if self.registry.status(name) in ("not_installed", "downloading"):
+        goes_remote = self.remote is not None and self.remote.handles(name)  # installed there, not here
+        if not goes_remote and self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
                                       hint=_setup_hint(name, self.registry.get(name), "first"), backend=name)
         previous = self.registry.default
@@ -194,6 +253,8 @@ class App:
 
     async def download_backend(self, p: P.BackendParams) -> dict[str, Any]:
         name = self.registry.canonical(p.backend)
+        if self.remote is not None and self.remote.handles(name):  # set up where it will run
+            return await self.remote.connection.request("download_backend", {"backend": name})
         backend = self.registry.get(name)
         manifest = getattr(backend, "manifest", None)  # what this backend will load (None: no weights)
         self._refuse_a_second_download(name)
@@ -275,11 +336,36 @@ class App:
     async def daemon_info(self, _: P.NoParams) -> dict[str, Any]:
         return {"pid": os.getpid(), "uptime_sec": round(time.time() - self._started, 1), "version": __version__,
                 "protocol": PROTOCOL_VERSION, "cache_dir": str(self.settings.cache_dir),
-                "socket_path": None, **self.transport_info()}
+                "socket_path": None, **self.transport_info(), "gpu": gpu_names(),
+                "generator": None if self.remote is None else {
+                    "command": self.remote.argv, "connected": self.remote.connection.connected,
+                    "pid": self.remote.connection.pid}}
+
+    async def remote_status(self, _: P.NoParams) -> dict[str, Any]:
+        """The remote generator as :checkhealth shows it (connects when it is not connected)."""
+        if self.remote is None:
+            return {"configured": False}
+        return {"configured": True, **await self.remote.describe()}
+
+    async def read_track(self, p: P.ReadTrackParams) -> dict[str, Any]:
+        """One chunk of a finished track, base64, with its size and sha256; the sidecar with the first."""
+        track, data, size = await asyncio.to_thread(self.library.read_chunk, p.track_id, p.offset, p.max_bytes)
+        sha256 = track.meta.get("sha256")
+        if sha256 is None and p.offset == 0:  # an old sidecar without it: hashed once, for the first chunk
+            sha256 = await asyncio.to_thread(_file_sha256, track.path)
+        out = {"track_id": track.track_id, "offset": p.offset, "size": size, "sha256": sha256,
+               "format": track.meta.get("format"), "data": base64.b64encode(data).decode("ascii"),
+               "eof": p.offset + len(data) >= size}
+        if p.offset == 0:
+            out["meta"] = track.meta
+        return out
 
     # ----- the job itself (worker thread) ----------------------------------------------------
     def _run_job(self, job: Job, progress: JobProgress) -> dict[str, Any]:
         yield_to_playback()  # this thread and the torch threads it starts: below the mixer
+        if self.remote is not None and self.remote.handles(job.backend):
+            track = self.remote.run(job, progress)
+            return _complete_payload(track.track_id, track.path, track.meta)
         started = time.perf_counter()
         backend = self.registry.ensure_loaded(job.backend, self.settings.device_plan)
         job.cancel.check()
@@ -318,6 +404,17 @@ class App:
         }
         track = self.library.save(job.track_id, data, job.fmt, meta, before_commit=job.cancel.commit)
         return _complete_payload(track.track_id, track.path, track.meta)
+
+
+def _file_sha256(path: Any) -> str:
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)  # never a FIFO or a link
+    try:
+        while chunk := os.read(fd, 1 << 20):
+            digest.update(chunk)
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
 
 
 def _log_failure(what: str) -> Callable[[Any], None]:

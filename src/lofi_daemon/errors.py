@@ -39,6 +39,7 @@ class ErrorCode(enum.IntEnum):
     STORAGE_ERROR = -32013
     PLAYBACK_FAILED = -32020  # playback: no audio output, sink failed, nothing to play, remote daemon
     TRACK_DAMAGED = -32021  # a library track whose file no longer matches its sidecar
+    REMOTE_UNAVAILABLE = -32030  # the remote generator (ssh) could not be started, went away, or speaks another protocol
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.STORAGE_ERROR: ErrorInfo("Check free space and permissions of the cache dir.", "error"),
     ErrorCode.PLAYBACK_FAILED: ErrorInfo("Pick another output with player.sink; :checkhealth lofi lists them.", "warn"),
     ErrorCode.TRACK_DAMAGED: ErrorInfo("Generate the track again (data.regenerate is the request), or delete it.", "warn"),
+    ErrorCode.REMOTE_UNAVAILABLE: ErrorInfo("Check that the generator command (e.g. ssh gpu-box lofi-daemon --stdio) "
+                                            "works in a terminal; :checkhealth lofi shows the remote.", "error"),
 }
 
 
@@ -118,6 +121,7 @@ DownloadFailed = _error_class("DownloadFailed", ErrorCode.DOWNLOAD_FAILED)
 StorageError = _error_class("StorageError", ErrorCode.STORAGE_ERROR)
 PlaybackFailed = _error_class("PlaybackFailed", ErrorCode.PLAYBACK_FAILED)
 TrackDamaged = _error_class("TrackDamaged", ErrorCode.TRACK_DAMAGED)
+RemoteUnavailable = _error_class("RemoteUnavailable", ErrorCode.REMOTE_UNAVAILABLE)
 
 
 class JobCancelled(LofiError):

@@ -34,8 +34,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
 EXTRA_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ace_step_dir": (lambda v: isinstance(v, str) and 0 < len(v) < 4096, "a folder path (a string)"),
     "ace_step_compile": (lambda v: isinstance(v, bool) or v == "always", 'true, false or "always"'),
+    # The remote generator (docs/remote.md): an argv list, never a shell line.
+    "generator": (lambda v: _is_argv(v), "a non-empty list of strings (a command and its arguments)"),
+    "generator_backends": (lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in v),
+                           "a list of backend names"),
 }
 MAX_CONFIG_BYTES = 1 << 20
+
+
+def _is_argv(value: Any) -> bool:
+    return (isinstance(value, list) and 0 < len(value) <= 256
+            and all(isinstance(x, str) and x and len(x) < 4096 and "\0" not in x for x in value))
 
 
 def _show(value: Any) -> str:
@@ -119,6 +128,31 @@ class Settings:
         device = os.environ.get("LOFI_DEVICE", self.prefs.device)
         return DevicePlan(preference=device, dtype=self.prefs.dtype, low_vram=self.prefs.low_vram,
                           threads=self.prefs.cpu_threads)
+
+    def generator(self, env: dict[str, str] | None = None) -> tuple[list[str] | None, list[str] | None]:
+        """The remote generator's argv and the backends sent to it (None: every backend but
+        procedural): ``LOFI_GENERATOR`` (a JSON list, or words split like a shell would, with no
+        shell run) and ``LOFI_GENERATOR_BACKENDS`` (comma-separated) win over config.json."""
+        env = os.environ if env is None else env
+        argv = self.prefs.extra.get("generator")
+        backends = self.prefs.extra.get("generator_backends")
+        raw = env.get("LOFI_GENERATOR", "").strip()
+        if raw:
+            import shlex
+
+            try:
+                parsed = json.loads(raw) if raw.startswith("[") else shlex.split(raw)
+            except ValueError as exc:
+                log.warning("LOFI_GENERATOR is not a JSON list or a command line (%s); ignoring it", exc)
+            else:
+                if _is_argv(parsed):
+                    argv = parsed
+                else:
+                    log.warning("LOFI_GENERATOR must be a non-empty list of strings; ignoring it")
+        raw = env.get("LOFI_GENERATOR_BACKENDS", "").strip()
+        if raw:
+            backends = [name.strip() for name in raw.split(",") if name.strip()]
+        return (list(argv) if argv else None), (list(backends) if backends is not None else None)
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> "Settings":

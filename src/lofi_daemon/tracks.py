@@ -42,7 +42,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Iterable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
 
@@ -326,14 +326,29 @@ class TrackLibrary:
         ``before_commit`` runs just before the first rename (a cancel check: raising there
         leaves nothing behind). OS failures become STORAGE_ERROR naming the path and a fix.
         """
+        return self._commit(track_id, [data], fmt, meta, before_commit=before_commit, needed_bytes=len(data))
+
+    def save_stream(self, track_id: str, chunks: Iterable[bytes], fmt: str, meta: dict[str, Any], *,
+                    expected_size: int, expected_sha256: str,
+                    before_commit: Callable[[], None] | None = None) -> Track:
+        """Commit audio that arrives in chunks (a track fetched from a remote generator) through
+        the same commit as ``save``, holding one chunk in memory at a time. The audio must be
+        exactly ``expected_size`` bytes hashing to ``expected_sha256``, else ``TrackVerificationFailed``
+        and nothing is kept; an exception from ``chunks`` (a lost connection, a cancel) likewise."""
+        def verify(size: int, sha256: str) -> None:
+            if size != expected_size or sha256 != expected_sha256:
+                raise TrackVerificationFailed(size, sha256, expected_size, expected_sha256)
+
+        return self._commit(track_id, chunks, fmt, meta, before_commit=before_commit,
+                            needed_bytes=expected_size, verify=verify)
+
+    def _commit(self, track_id: str, chunks: Iterable[bytes], fmt: str, meta: dict[str, Any], *,
+                before_commit: Callable[[], None] | None, needed_bytes: int,
+                verify: Callable[[int, str], None] | None = None) -> Track:
         if not TRACK_ID_RE.fullmatch(track_id) or fmt not in FORMATS:
             raise ValueError(f"not a track id and format: {track_id!r}, {fmt!r}")
         audio_path = self.root / f"{track_id}.{fmt}"
         sidecar_path = self.root / f"{track_id}.json"
-        meta = {**meta, "track_id": track_id, "file": audio_path.name, "format": fmt,
-                "sha256": hashlib.sha256(data).hexdigest()}
-        sidecar_bytes = (json.dumps(meta, indent=2) + "\n").encode("ascii")  # ASCII: a lone surrogate cannot break it
-        needed = len(data) + len(sidecar_bytes)
         self._ensure_root()
         audio_tmp = sidecar_tmp = None
         audio_placed = committed = False
@@ -341,7 +356,20 @@ class TrackLibrary:
         try:
             current = audio_path
             audio_tmp = OwnedTemp.create(audio_path)
-            audio_tmp.write(data)
+            digest, size = hashlib.sha256(), 0
+            for chunk in chunks:
+                view = memoryview(chunk)
+                digest.update(view)
+                size += len(view)
+                while view:
+                    view = view[os.write(audio_tmp.fd, view[:1 << 22]):]
+            os.fsync(audio_tmp.fd)
+            sha256 = digest.hexdigest()
+            if verify is not None:
+                verify(size, sha256)
+            meta = {**meta, "track_id": track_id, "file": audio_path.name, "format": fmt, "sha256": sha256}
+            sidecar_bytes = (json.dumps(meta, indent=2) + "\n").encode("ascii")  # ASCII: a lone surrogate cannot break it
+            needed_bytes += len(sidecar_bytes)
             current = sidecar_path
             sidecar_tmp = OwnedTemp.create(sidecar_path)
             sidecar_tmp.write(sidecar_bytes)
@@ -355,7 +383,7 @@ class TrackLibrary:
             committed = True
             fsync_dir(self.root)
         except OSError as exc:
-            raise storage_error(exc, current, needed_bytes=needed) from exc
+            raise storage_error(exc, current, needed_bytes=needed_bytes) from exc
         finally:
             for tmp in (sidecar_tmp, audio_tmp):
                 if tmp is not None:
@@ -368,6 +396,28 @@ class TrackLibrary:
         with self._lock:
             self._recheck = True
         return track
+
+    def read_chunk(self, track_id: str, offset: int, length: int) -> tuple[Track, bytes, int]:
+        """``length`` bytes of a track's audio from ``offset`` (fewer at the end), and its size.
+
+        The file is opened without following a symlink and must be a regular file, so a
+        chunk read never blocks on a FIFO nor leaves the library."""
+        track = self.get(track_id)
+        try:
+            fd = os.open(track.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise TrackNotFound(f"track {track_id} was deleted", track_id=track_id) from None
+        except OSError as exc:
+            raise storage_error(exc, track.path) from exc
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise TrackNotFound(f"track {track_id} is not a regular file", track_id=track_id)
+            return track, os.pread(fd, max(0, length), offset), st.st_size
+        except OSError as exc:
+            raise storage_error(exc, track.path) from exc
+        finally:
+            os.close(fd)
 
     def delete(self, track_id: str) -> Track:
         track = self.get(track_id)
@@ -440,6 +490,16 @@ def regenerate_request(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----- errors -----------------------------------------------------------------------------------
+
+class TrackVerificationFailed(Exception):
+    """Fetched audio that is not what its sender's sidecar says (size or sha256)."""
+
+    def __init__(self, size: int, sha256: str, expected_size: int, expected_sha256: str) -> None:
+        super().__init__(f"got {size} bytes with sha256 {sha256[:12]}…, expected {expected_size} bytes "
+                         f"with sha256 {expected_sha256[:12]}…")
+        self.size, self.sha256 = size, sha256
+        self.expected_size, self.expected_sha256 = expected_size, expected_sha256
+
 
 def storage_error(exc: OSError, path: Path, *, needed_bytes: int = 0) -> StorageError:
     """A STORAGE_ERROR naming the path, the OS error and what the user can do about it."""
