@@ -317,6 +317,8 @@ class App:
         if not self.jobs.idle:
             return "a job is running or queued"
         radio_backend = self.playback.radio.next_backend(self.registry.default)
+        if self.playback.engine.worker_state.get("state") == "paused":
+            radio_backend = None  # a paused radio needs no next track until it plays again
         try:
             if radio_backend is not None and self.registry.canonical(radio_backend) == name:
                 return "the radio's next track needs it"

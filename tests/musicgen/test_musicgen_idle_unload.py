@@ -72,19 +72,21 @@ def is_status(status: str):
 
 def test_an_idle_model_is_unloaded_its_memory_returns_and_the_next_track_reloads_it(tmp_path, heavy_checkpoint):
     with start(tmp_path, heavy_checkpoint, LOFI_PLAYER_SINK=f"capture {tmp_path / 'radio.f32'} 1") as d:
-        # A running radio on musicgen keeps the model: its next track needs it.
-        radio = d.call("radio_start", prompt="rainy lofi", duration_sec=5, backend="musicgen")
+        # A playing radio on musicgen keeps the model: its next track needs it. The capture
+        # sink plays at real-time pace, so between two radio tracks the queue stands empty for
+        # about a 5 s pass, several times idle_unload_sec.
+        radio = d.call("radio_start", prompt="rainy lofi", duration_sec=5, backend="musicgen", crossfade_sec=0.1)
         assert "result" in radio, radio
         first = finished(d, radio["result"]["first_track_id"])
         first_sha = sha256(first["path"])
+        wait_until(lambda: len(d.notifications("generation_complete")) >= 3, 300, "three radio tracks")
+        assert "installed" not in statuses(d) and statuses(d)[-1] == "ready"
         loaded_rss = rss(d.proc.pid)
         held = d.call("get_status")["result"]["memory"]
         assert held["model_backend"] == "musicgen" and held["device"] == "cpu"
         assert held["model_weight_bytes"] >= 200e6  # the big embedding (tied rows count once) and the rest
-        time.sleep(4 * IDLE_SEC)  # far past idle_unload_sec: only the radio holds the model
-        assert "installed" not in statuses(d) and statuses(d)[-1] == "ready"
 
-        d.call("radio_stop")
+        d.call("pause")  # a paused radio needs no next track: the model may go
         d.wait_for("backend_status", timeout=120, backend="musicgen", status="installed")
         freed = loaded_rss - rss(d.proc.pid)
         assert freed >= held["model_weight_bytes"], (freed, held)
@@ -93,6 +95,7 @@ def test_an_idle_model_is_unloaded_its_memory_returns_and_the_next_track_reloads
         assert info["memory"]["model_backend"] is None and info["memory"]["model_weight_bytes"] == 0
         assert info["memory"]["daemon_rss_bytes"] > 0
         assert info["memory"]["playback_rss_bytes"] > 0  # the worker that played the radio
+        d.call("radio_stop")
 
         # The same request again, once its file is gone: the model loads again, same bytes.
         assert d.call("delete_track", track_id=first["track_id"])["result"]["deleted"]
@@ -100,6 +103,14 @@ def test_an_idle_model_is_unloaded_its_memory_returns_and_the_next_track_reloads
         again = generate(d, seed=first["seed"])
         assert sha256(finished(d, again["track_id"])["path"]) == first_sha
         assert statuses(d).count("loading") == loads_before + 1
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {timeout} s")
+        time.sleep(0.05)
 
 
 def test_queued_jobs_keep_the_model_until_the_last_one_is_done(tmp_path, heavy_checkpoint):
