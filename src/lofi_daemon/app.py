@@ -301,6 +301,11 @@ class App:
 
     def _unload_now(self, reason: str) -> dict[str, Any]:
         """Worker thread: unload every model and say what came back (RSS from /proc)."""
+        if reason == "idle" and not self.jobs.idle:
+            # A job came in after the timer's check: it would only load the model again.
+            # (A read from this thread; the loop sets the job before handing it to us.)
+            return {"unloaded": [], "weight_bytes": 0, "rss_before_bytes": None, "rss_after_bytes": None,
+                    "freed_bytes": None}
         held = self.registry.held
         before = memory.rss_bytes()
         unloaded = self.registry.unload_all()

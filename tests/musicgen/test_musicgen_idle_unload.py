@@ -8,6 +8,7 @@ back" is measured from /proc, not taken from the daemon's word.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -31,6 +32,10 @@ def heavy_checkpoint(tmp_path_factory) -> Path:
 def start(tmp_path: Path, checkpoint: Path, **env: str) -> Daemon:
     cache = tmp_path / "cache"
     make_backend(cache, checkpoint)  # installed where :LofiSetup musicgen puts it
+    # One compute thread: on a CPU shared with other work two spinning threads make the toy
+    # model many times slower (the daemon would pick one per physical core).
+    (cache / "config").mkdir(parents=True, exist_ok=True)
+    (cache / "config" / "config.json").write_text(json.dumps({"cpu_threads": 1}))
     return Daemon.start(cache, {**BASE_ENV, "LOFI_IDLE_UNLOAD_SEC": str(IDLE_SEC), **env})
 
 
@@ -114,9 +119,10 @@ def wait_until(check, timeout: float, what: str) -> None:
 
 
 def test_queued_jobs_keep_the_model_until_the_last_one_is_done(tmp_path, heavy_checkpoint):
-    with start(tmp_path, heavy_checkpoint) as d:
-        # Three 30 s tracks in a row: each takes well over idle_unload_sec (1500 decoder steps).
-        ids = [generate(d, seconds=30, seed=seed)["track_id"] for seed in (1, 2, 3)]
+    # Three 5 s tracks in a row, each longer than this idle_unload_sec (250 decoder steps take
+    # over half a second even on a fast idle CPU): the timer fires during each and finds it busy.
+    with start(tmp_path, heavy_checkpoint, LOFI_IDLE_UNLOAD_SEC="0.2") as d:
+        ids = [generate(d, seconds=5, seed=seed)["track_id"] for seed in (1, 2, 3)]
         for track_id in ids:
             finished(d, track_id)
         d.wait_for("backend_status", timeout=120, backend="musicgen", status="installed")
@@ -132,7 +138,7 @@ def test_unload_during_a_job_answers_after_it_and_zero_means_never(tmp_path, hea
         time.sleep(2.5)
         assert statuses(d)[-1] == "ready"  # 0: the model stays while editors are connected
 
-        running = generate(d, seconds=30, seed=9)["track_id"]
+        running = generate(d, seconds=15, seed=9)["track_id"]  # 750 decoder steps: still running at the unload
         d.wait_for("generation_started", timeout=60, track_id=running)
         request = d.send("unload")
         reply = d.wait_reply(request, timeout=300)["result"]
