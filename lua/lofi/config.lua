@@ -32,6 +32,10 @@ M.defaults = {
     socket_path = nil, -- nil: $XDG_RUNTIME_DIR/lofi.nvim/daemon.sock (see :help lofi-daemon)
     idle_exit_sec = 30, -- the daemon exits this long after its last client left (0: at once)
   },
+  -- The model in memory (passed to a daemon this Neovim starts; see :help lofi-memory).
+  model = {
+    idle_unload_sec = 300, -- unload the model this long after it was last needed (0: never)
+  },
   -- Defaults for :LofiGenerate and generate().
   generate = {
     duration_sec = 30,
@@ -130,6 +134,9 @@ H.schema = {
     socket = boolean,
     socket_path = optional(string_),
     idle_exit_sec = number_at_least(0),
+  },
+  model = {
+    idle_unload_sec = number_at_least(0),
   },
   generate = {
     duration_sec = H.check("a number from 5 to 240", function(v)

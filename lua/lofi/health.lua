@@ -244,6 +244,7 @@ function H.check_daemon(h)
       { "Run :LofiInstall to update the daemon." })
   end
   H.check_transport(h)
+  require("lofi.memory").health(h, (H.call("daemon_info", 5000)))
 
   h.start("lofi.nvim: backends")
   local result, backends_err = H.call("get_backends", 30000)

@@ -18,12 +18,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from . import PROTOCOL_VERSION, __version__, audio
+from . import PROTOCOL_VERSION, __version__, audio, memory
 from .backends.base import GenerationRequest
 from .backends.registry import BackendRegistry
 from .device import empty_cache
 from .encoder import encode_isolated
 from .cancel import CancelToken
+from .idle_unload import IdleUnloader
 from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
                      JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
 from .jobs import Job, JobProgress, JobQueue
@@ -61,11 +62,15 @@ class App:
         self.library = TrackLibrary(settings.tracks_dir)
         self.playback = PlaybackService(settings, self.library, notify)
         self._notify = notify = self.playback.observe(notify)  # the radio hears job events
+        self._notify = notify = self._touching_idle_timer(notify)  # so does the idle unloader
         self.registry = registry or BackendRegistry(settings, self.store, on_status=self._backend_status)
         # The remote generator (docs/remote.md): jobs for the backends it takes run there.
         generator_argv, generator_backends = settings.generator()
         self.remote = (RemoteGenerator(generator_argv, self._canonical_names(generator_backends), self.library, notify)
                        if generator_argv else None)
+        self.idle_unloader = IdleUnloader(settings.idle_unload_sec, loaded=self.registry.loaded_name,
+                                          needed_by=self._model_needed_by,
+                                          unload=lambda: self._unload_in_worker("idle"))
         # One worker thread does every model load, generation and file write, in order.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
         self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
@@ -98,8 +103,10 @@ class App:
         self.jobs.start()
         if self.remote is not None:
             self.remote.start()
+        self.idle_unloader.start()
 
     async def close(self) -> None:
+        self.idle_unloader.close()
         await self.playback.close()
         for _thread, token in self._downloads.values():
             token.cancel()
@@ -138,6 +145,7 @@ class App:
         d.register("daemon_info", P.NoParams, self.daemon_info)
         d.register("read_track", P.ReadTrackParams, self.read_track)
         d.register("remote_status", P.NoParams, self.remote_status)
+        d.register("unload", P.NoParams, self.unload)
         self.playback.register(d)
         return d
 
@@ -209,7 +217,7 @@ class App:
 
     async def get_status(self, _: P.NoParams) -> dict[str, Any]:
         return {**self.jobs.status(), "backend": self.registry.default,
-                "backend_status": self.registry.status(self.registry.default)}
+                "backend_status": self.registry.status(self.registry.default), "memory": self._memory()}
 
     async def get_backends(self, _: P.NoParams) -> dict[str, Any]:
         entries = [self.registry.describe(n) for n in self.registry.names]
@@ -339,7 +347,8 @@ class App:
                 "socket_path": None, **self.transport_info(), "gpu": gpu_names(),
                 "generator": None if self.remote is None else {
                     "command": self.remote.argv, "connected": self.remote.connection.connected,
-                    "pid": self.remote.connection.pid}}
+                    "pid": self.remote.connection.pid},
+                "memory": self._memory(), "idle_unload_sec": self.idle_unloader.idle_sec}
 
     async def remote_status(self, _: P.NoParams) -> dict[str, Any]:
         """The remote generator as :checkhealth shows it (connects when it is not connected)."""
@@ -359,6 +368,59 @@ class App:
         if p.offset == 0:
             out["meta"] = track.meta
         return out
+
+    # ----- memory: what the daemon holds, and letting the model go -----------------------------
+    def _memory(self) -> dict[str, Any]:
+        return memory.describe(playback_pid=self.playback.engine.worker_pid, held=self.registry.held)
+
+    async def unload(self, _: P.NoParams) -> dict[str, Any]:
+        """Free the model now; behind the running job when there is one (it needs the weights)."""
+        waited = not self.jobs.idle
+        report = await self._unload_in_worker("request")
+        return {**report, "waited_for_job": waited}
+
+    def _unload_in_worker(self, reason: str) -> "asyncio.Future[dict[str, Any]]":
+        return asyncio.get_running_loop().run_in_executor(self._worker, self._unload_now, reason)
+
+    def _unload_now(self, reason: str) -> dict[str, Any]:
+        """Worker thread: unload every model and say what came back (RSS from /proc)."""
+        if reason == "idle" and not self.jobs.idle:
+            # A job came in after the timer's check: it would only load the model again.
+            # (A read from this thread; the loop sets the job before handing it to us.)
+            return {"unloaded": [], "weight_bytes": 0, "rss_before_bytes": None, "rss_after_bytes": None,
+                    "freed_bytes": None}
+        held = self.registry.held
+        before = memory.rss_bytes()
+        unloaded = self.registry.unload_all()
+        after = memory.rss_bytes()
+        freed = before - after if before is not None and after is not None else None
+        if unloaded:
+            log.info("unloaded %s (%s): %s MB of weights, RSS %s -> %s MB (freed %s MB)", ", ".join(unloaded),
+                     reason, _mb(held["weight_bytes"] if held else None), _mb(before), _mb(after), _mb(freed))
+        return {"unloaded": unloaded, "weight_bytes": held["weight_bytes"] if held and unloaded else 0,
+                "rss_before_bytes": before, "rss_after_bytes": after, "freed_bytes": freed}
+
+    def _model_needed_by(self, name: str) -> str | None:
+        """Why the loaded model ``name`` must stay (None: it may go). Runs on the loop."""
+        if not self.jobs.idle:
+            return "a job is running or queued"
+        radio_backend = self.playback.radio.next_backend(self.registry.default)
+        if self.playback.engine.worker_state.get("state") == "paused":
+            radio_backend = None  # a paused radio needs no next track until it plays again
+        try:
+            if radio_backend is not None and self.registry.canonical(radio_backend) == name:
+                return "the radio's next track needs it"
+        except LofiError:  # a radio on an unknown backend will not load this one
+            pass
+        return None
+
+    def _touching_idle_timer(self, notify: Notify) -> Notify:
+        def touched(method: str, params: dict[str, Any]) -> None:
+            if method.startswith("generation_") or method == "backend_status":
+                self.idle_unloader.touch()
+            notify(method, params)
+
+        return touched
 
     # ----- the job itself (worker thread) ----------------------------------------------------
     def _run_job(self, job: Job, progress: JobProgress) -> dict[str, Any]:
@@ -437,6 +499,10 @@ def _complete_payload(track_id: str, path: Any, meta: dict[str, Any]) -> dict[st
         "seed": meta.get("seed"),
         "prompt": meta.get("prompt"),
     }
+
+
+def _mb(value: int | None) -> str:
+    return "?" if value is None else f"{value / 1e6:.0f}"
 
 
 def _setup_hint(name: str, backend: Any, tail: str) -> str:
