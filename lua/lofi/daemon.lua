@@ -305,6 +305,7 @@ function H.start_stdio(serial, resolved)
   for k, v in pairs(config.get().daemon_env) do
     env[k] = tostring(v)
   end
+  require("lofi.memory").daemon_env(env, config.get())
   local ok, proc = pcall(vim.system, resolved.cmd, {
     stdin = true,
     env = next(env) and env or nil,
@@ -458,6 +459,7 @@ function H.spawn(serial, conn)
   for k, v in pairs(cfg.daemon_env) do
     env[k] = tostring(v)
   end
+  require("lofi.memory").daemon_env(env, cfg)
   local env_list = {}
   for k, v in pairs(env) do
     env_list[#env_list + 1] = k .. "=" .. v

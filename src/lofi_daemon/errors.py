@@ -41,6 +41,8 @@ class ErrorCode(enum.IntEnum):
     STORAGE_ERROR = -32013
     RESOURCE_EXHAUSTED = -32014  # out of descriptors (ulimit -n) or memory: not the model's fault
     PLAYBACK_FAILED = -32020  # playback: no audio output, sink failed, nothing to play, remote daemon
+    TRACK_DAMAGED = -32021  # a library track whose file no longer matches its sidecar
+    REMOTE_UNAVAILABLE = -32030  # the remote generator (ssh) could not be started, went away, or speaks another protocol
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.RESOURCE_EXHAUSTED: ErrorInfo("The daemon ran out of open files or memory; raise ulimit -n or free "
                                             "memory, then retry.", "error"),
     ErrorCode.PLAYBACK_FAILED: ErrorInfo("Pick another output with player.sink; :checkhealth lofi lists them.", "warn"),
+    ErrorCode.TRACK_DAMAGED: ErrorInfo("Generate the track again (data.regenerate is the request), or delete it.", "warn"),
+    ErrorCode.REMOTE_UNAVAILABLE: ErrorInfo("Check that the generator command (e.g. ssh gpu-box lofi-daemon --stdio) "
+                                            "works in a terminal; :checkhealth lofi shows the remote.", "error"),
 }
 
 
@@ -132,6 +137,8 @@ DownloadFailed = _error_class("DownloadFailed", ErrorCode.DOWNLOAD_FAILED)
 StorageError = _error_class("StorageError", ErrorCode.STORAGE_ERROR)
 ResourceExhausted = _error_class("ResourceExhausted", ErrorCode.RESOURCE_EXHAUSTED)
 PlaybackFailed = _error_class("PlaybackFailed", ErrorCode.PLAYBACK_FAILED)
+TrackDamaged = _error_class("TrackDamaged", ErrorCode.TRACK_DAMAGED)
+RemoteUnavailable = _error_class("RemoteUnavailable", ErrorCode.REMOTE_UNAVAILABLE)
 
 
 def resource_error(exc: BaseException, doing: str) -> LofiError | None:

@@ -152,6 +152,11 @@ class JobQueue:
                                   track_id=track_id, state=self._finished[track_id])
         raise TrackNotFound(f"no job with id {track_id!r}", track_id=track_id)
 
+    @property
+    def idle(self) -> bool:
+        """No job running and none waiting: what the idle unloader and ``unload`` ask."""
+        return self._current is None and not self._waiting
+
     def find_by_cache_key(self, key: str) -> tuple[Job, int] | None:
         """The queued or running job making exactly this track, and its position (0 = running)."""
         current = self._current

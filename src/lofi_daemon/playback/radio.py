@@ -67,6 +67,12 @@ class Radio:
     def active(self) -> bool:
         return self.plan is not None
 
+    def next_backend(self, default: str) -> str | None:
+        """The backend the next track will be made with while the radio runs (None: off)."""
+        if self.plan is None:
+            return None
+        return self.plan.backend or default
+
     def describe(self) -> dict[str, Any]:
         nxt = None
         if self.pending is not None:
