@@ -172,7 +172,7 @@ def _read_json(path: Path, hint: str) -> dict[str, Any]:
     try:
         raw = json.loads(read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:  # UnsafeFile is a ValueError
-        raise ConversionFailed(f"cannot read {path}: {clip(str(exc), 300)}", hint=hint, path=str(path)) from exc
+        raise ConversionFailed(_unreadable(path, exc), hint=hint, path=str(path)) from exc
     if not isinstance(raw, dict):
         raise ConversionFailed(f"{path} is not a JSON object", hint=hint, path=str(path))
     return raw
@@ -284,7 +284,12 @@ def _open_source(path: Path, limit: int, hint: str) -> int:
     try:
         return open_regular(path, limit)
     except (OSError, UnsafeFile) as exc:
-        raise ConversionFailed(f"cannot read {path}: {clip(str(exc), 300)}", hint=hint, path=str(path)) from exc
+        raise ConversionFailed(_unreadable(path, exc), hint=hint, path=str(path)) from exc
+
+
+def _unreadable(path: Path, exc: BaseException) -> str:
+    """The message for a source that cannot be read (an UnsafeFile already names its path)."""
+    return clip(str(exc), 300) if isinstance(exc, UnsafeFile) else f"cannot read {path}: {clip(str(exc), 300)}"
 
 
 class _Shape:
@@ -323,11 +328,11 @@ def _silence_latent(path: Path, buffer_shape: tuple[int, ...] | None, hint: str)
     try:
         data = read_regular_file(path, limit)
     except (OSError, ValueError) as exc:
-        raise ConversionFailed(f"cannot read {path}: {clip(str(exc), 300)}", hint=hint, path=str(path)) from exc
+        raise ConversionFailed(_unreadable(path, exc), hint=hint, path=str(path)) from exc
     try:
         raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # never unpickles code
     except Exception as exc:
-        raise ConversionFailed(f"cannot read {path}: {clip(str(exc), 300)}", hint=hint, path=str(path)) from exc
+        raise ConversionFailed(_unreadable(path, exc), hint=hint, path=str(path)) from exc
     if not isinstance(raw, torch.Tensor) or raw.dim() != 3 or raw.shape[0] != 1:
         shape = tuple(raw.shape) if isinstance(raw, torch.Tensor) else type(raw).__name__
         raise ConversionFailed(f"{path} is not a [1, channels, frames] tensor (got {shape})", hint=hint,
