@@ -218,7 +218,8 @@ class Mixer:
         self.skip_pending = True
         return False
 
-    def stop(self) -> None:
+    def stop(self, fade_sec: float = 0.0) -> None:
+        """Silence: a click-free ramp, or a fade of ``fade_sec`` (the last editor quitting)."""
         self.queued = None
         self.skip_pending = False
         if self.paused:
@@ -227,7 +228,8 @@ class Mixer:
             self._end_paused()
             return
         if self.current is not None:
-            self.outgoing.append((self.current, Fade(self.ramp_frames, rising=False)))
+            fade = max(self.ramp_frames, int(round(fade_sec * RATE)))
+            self.outgoing.append((self.current, Fade(fade, rising=False)))
             self._event("stopped", track_id=self.current.track_id)
             self.current = None
             self._fade_in = None
