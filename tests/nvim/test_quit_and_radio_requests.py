@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from nvim_child import pid_alive, wait_gone
+from nvim_child import pid_alive, start_child, stop_child, wait_gone
 from test_playback import setup as setup_stdio
 from test_shared_daemon import daemon_pid, editors, setup_editor  # noqa: F401 (a fixture)
 
@@ -44,13 +44,22 @@ def playing(child, condition: str = "true", timeout: float = 30) -> None:
                timeout, "music")
 
 
-def test_the_last_editor_quitting_fades_the_music_out_and_stops_the_radio(editors, tmp_path):
+def steady_tone(path, seconds: float = 5.0, amplitude: float = 0.3):
+    """A sine at one level: any change of level in the capture is the player's doing."""
+    import soundfile as sf
+
+    t = np.arange(int(seconds * RATE)) / RATE
+    tone = (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    sf.write(path, np.stack([tone, tone], axis=1), RATE)
+    return path
+
+
+def test_the_last_editor_quitting_fades_the_music_out(editors, tmp_path):
     a, b = editors
-    for child in editors:  # the daemon waits 5 s after the last client: the fade is over by then
-        setup_editor(child, tmp_path, daemon={"idle_exit_sec": 5}, generate={"duration_sec": 5})
     cap = tmp_path / "sink.f32"
-    a.cmd("LofiRadio rain on tin")
-    playing(a, "s.radio")
+    tone = steady_tone(tmp_path / "tone.wav")
+    a.lua("require('lofi.playback').play({ path = ... })", str(tone))
+    playing(a)
     b.call("ping")  # the second editor is a client too
     pid = daemon_pid(a)
     a.quit()
@@ -58,21 +67,46 @@ def test_the_last_editor_quitting_fades_the_music_out_and_stops_the_radio(editor
     grown_while_b_stays = cap.stat().st_size
     time.sleep(0.5)
     assert cap.stat().st_size > grown_while_b_stays  # one editor left: the music plays on
-    b.wait("local s = require('lofi.playback').state() return s and s.radio and "
-           "s.next ~= vim.NIL and s.next ~= nil and s.next.percent == 100", 30, "the radio one track ahead")
-    tracks_before = len(list((tmp_path / "cache" / "tracks").glob("*.json")))
     b.quit()
 
     size = wait_still(cap)
-    out = pcm(cap)[: size // 8]
-    last = out[-RATE:]  # the last second the sink heard
-    tenth = RATE // 10
-    start, end = rms(last[:2 * tenth]), rms(last[-tenth:])
-    assert start > 0.01, start  # music, not silence, a second before the end
-    assert end < 0.35 * start, (start, end)  # ... then a fade, not a cut
-    assert rms(last[-RATE // 50:]) < 0.1 * start  # the last 20 ms are nearly silent
+    last = pcm(cap)[: size // 8][-RATE:]  # the last second the sink heard
+    level = rms(pcm(cap)[RATE // 2:RATE])  # the tone as it played
+    tenths = [rms(last[i:i + RATE // 10]) for i in range(0, RATE, RATE // 10)]
+    assert level > 0.15
+    assert tenths[0] > 0.9 * level  # a second before the end: full level
+    assert all(later <= earlier + 1e-3 for earlier, later in zip(tenths, tenths[1:])), tenths  # ever lower
+    assert 0.4 * level < tenths[5] < 0.85 * level, tenths  # half-way through it is half-way down: a fade
+    assert tenths[-1] < 0.2 * level, tenths  # ... to silence, not a cut
     assert wait_gone(pid, 15)  # then the daemon idles out
-    assert len(list((tmp_path / "cache" / "tracks").glob("*.json"))) == tracks_before  # the radio made no more
+
+
+def test_the_last_editor_quitting_stops_the_radio(editors, tmp_path, nvim_bin):
+    a, b = editors
+    b.quit()
+    setup_editor(a, tmp_path, daemon={"idle_exit_sec": 12}, generate={"duration_sec": 5})
+    a.cmd("LofiRadio rain on tin")
+    playing(a, "s.radio")
+    a.wait("local s = require('lofi.playback').state() return s.next ~= vim.NIL and s.next ~= nil "
+           "and s.next.percent == 100", 30, "the radio one track ahead")
+    pid = daemon_pid(a)
+    tracks = tmp_path / "cache" / "tracks"
+    before = sorted(tracks.glob("*.json"))
+    a.quit()
+    wait_still(tmp_path / "sink.f32")  # the music stopped
+    time.sleep(6)  # past the end of the pass, when a playing radio would make its next track
+    assert pid_alive(pid)  # the daemon is still there (12 s): the radio was stopped, not the daemon
+    assert sorted(tracks.glob("*.json")) == before
+    (tmp_path / "back").mkdir()
+    back = start_child(nvim_bin, tmp_path / "back")  # an editor comes back: the radio is off
+    try:
+        setup_editor(back, tmp_path)
+        s = back.call("get_playback")["result"]
+        assert s["radio"] is False and s["state"] == "stopped", s
+        assert back.lua("return require('lofi.daemon').pid()") == pid
+        back.call("shutdown", {"force": True})
+    finally:
+        stop_child(back)
 
 
 def test_keep_playing_plays_on_after_the_last_editor_and_keeps_the_daemon(editors, tmp_path):
