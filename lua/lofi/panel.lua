@@ -5,7 +5,7 @@
 local errors = require("lofi.errors")
 
 local M = {}
-local H = {}
+local H = { ns = vim.api.nvim_create_namespace("lofi.panel") }
 
 M.REDRAW_MS = 500 -- the clock and the percentages move between the daemon's messages
 M.ASK_MS = 2000 -- the queue and the daemon facts are asked for again this often
@@ -174,7 +174,8 @@ function M.render()
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
   vim.bo[buf].modifiable = false
   vim.api.nvim_win_set_config(win, H.geometry(lines))
-  pcall(vim.api.nvim_buf_add_highlight, buf, -1, "LofiPanelKeys", #lines - 1, 0, -1)
+  vim.api.nvim_buf_clear_namespace(buf, H.ns, 0, -1)
+  vim.api.nvim_buf_set_extmark(buf, H.ns, #lines - 1, 0, { end_col = #lines[#lines], hl_group = "LofiPanelKeys" })
 end
 
 function H.stop_timer()
