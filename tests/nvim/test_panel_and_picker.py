@@ -77,6 +77,7 @@ def test_the_track_picker_goes_through_vim_ui_select_newest_first_with_the_playi
     nvim.cmd(f"LofiPlay {older['track_id']}")
     nvim.wait(f"return (require('lofi.playback').now_playing() or {{}}).track_id == '{older['track_id']}'", 10,
               "the older track playing")
+    nvim.wait("return T.messages()[#T.messages()] == 'lofi: playing older track'", 10, "the announcement")
 
     # A picker plugin replaces vim.ui.select; this one records what it is given and picks.
     nvim.lua("""
