@@ -5,6 +5,8 @@ asked for a job notifies about it. Real Neovims, the real shared daemon, real si
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import numpy as np
@@ -124,6 +126,8 @@ def test_keep_playing_plays_on_after_the_last_editor_and_keeps_the_daemon(editor
     first = cap.stat().st_size
     time.sleep(0.5)
     assert cap.stat().st_size > first and pid_alive(pid)  # still playing, the daemon still there
+    os.kill(pid, signal.SIGTERM)  # (it would play on for ever)
+    assert wait_gone(pid, 10)
 
 
 def test_a_track_generated_while_the_radio_plays_plays_next(bare_nvim, tmp_path):
