@@ -356,37 +356,9 @@ function M.backend(o)
   end)
 end
 
+--- :LofiStatus and :Lofi: the player panel (lua/lofi/panel.lua).
 function M.status()
-  lofi().request("get_status", nil, function(err, s)
-    if err then
-      return notify.error(err)
-    end
-    local lines = { string.format("backend %s (%s)", tostring(s.backend), tostring(s.backend_status)) }
-    local current = s.current
-    if current then
-      local p = current.progress or {}
-      local line = string.format("  generating %q %d%%", current.prompt or current.track_id, math.floor(tonumber(p.percent) or 0))
-      if type(p.eta_sec) == "number" then
-        line = line .. " ~" .. errors.clock(p.eta_sec)
-      end
-      lines[#lines + 1] = line .. "  [" .. current.track_id .. "]"
-    else
-      lines[#lines + 1] = "  idle"
-    end
-    for i, job in ipairs(s.queue or {}) do
-      lines[#lines + 1] = string.format("  %d. %q  [%s]", i, job.prompt or "", job.track_id)
-    end
-    local playing = require("lofi.playback").now_playing()
-    if playing then
-      lines[#lines + 1] = "  " .. playing.state .. " " .. (playing.prompt or playing.track_id) .. (playing.radio and " (radio)" or "")
-    end
-    local memory = require("lofi.memory").summary(s.memory)
-    if memory then
-      lines[#lines + 1] = "  memory: " .. memory
-    end
-    -- Several lines: a float, not a message that waits for ENTER.
-    require("lofi.view").show("lofi status", lines)
-  end)
+  require("lofi.panel").open()
 end
 
 function M.unload()
@@ -415,11 +387,7 @@ function M.pause()
 end
 
 function M.next()
-  require("lofi.playback").next(function(err, result)
-    if not err and result.skipped == false then
-      notify.info("the next track is still being made; it follows as soon as it is ready")
-    end
-  end)
+  require("lofi.playback").next() -- says which track took over, or that it is still being made
 end
 
 function M.volume(o)
@@ -430,12 +398,71 @@ function M.radio(o)
   require("lofi.playback").radio_toggle(vim.trim(o.args or ""))
 end
 
+-- ----- the track picker (vim.ui.select: a picker plugin shows it its own way) -----------
+
+--- "2026-12-06 14:03" from the library's created_at (seconds since the epoch).
+function H.when(t)
+  local at = tonumber(t.created_at)
+  return at and at > 0 and os.date("%Y-%m-%d %H:%M", math.floor(at)) or "????-??-?? ??:??"
+end
+
+function H.playing_id()
+  local s = require("lofi.playback").now_playing()
+  return s and s.track_id
+end
+
+--- One row: "▶ 2026-12-06 14:03  0:30  procedural  chill rain" (▶ on the one playing); a
+--- group: "  2026-12-06 14:03  ×10 radio  procedural  chill rain" ("radio" when this editor
+--- saw the radio make them).
+function H.describe_row(row)
+  local t = row.tracks[1]
+  local mark = "  "
+  for _, member in ipairs(row.tracks) do
+    if member.track_id == H.playing then
+      mark = "▶ "
+    end
+  end
+  local length = #row.tracks > 1 and string.format("×%d%s", #row.tracks, row.radio and " radio" or "") or errors.clock(tonumber(t.duration_sec) or 0)
+  return string.format("%s%s  %s  %s  %s", mark, H.when(t), length, tostring(t.backend), t.prompt or t.track_id)
+end
+
+--- Tracks newest first; a run of tracks one after the other with the same prompt and backend
+--- (what a radio session leaves) is one row.
+---@return {tracks: table[]}[]
+function M.track_rows(tracks)
+  table.sort(tracks, function(a, b) return (tonumber(a.created_at) or 0) > (tonumber(b.created_at) or 0) end)
+  local rows = {}
+  for _, t in ipairs(tracks) do
+    local last = rows[#rows]
+    local first = last and last.tracks[1]
+    if last and first.prompt == t.prompt and first.backend == t.backend then
+      table.insert(last.tracks, t)
+      last.radio = last.radio or t.radio
+    else
+      rows[#rows + 1] = { tracks = { t }, radio = t.radio }
+    end
+  end
+  return rows
+end
+
 function H.describe_track(t)
-  return string.format("%s  %s · %s · seed %s", t.prompt or "?", errors.clock(tonumber(t.duration_sec) or 0), tostring(t.backend), tostring(t.seed))
+  return string.format("%s%s  %s · seed %s", t.track_id == H.playing and "▶ " or "  ", H.when(t),
+    errors.clock(tonumber(t.duration_sec) or 0), tostring(t.seed))
 end
 
 M.track_actions = {
   { label = "Play", run = function(t) H.play_track(t.track_id) end },
+  {
+    label = "Play next",
+    run = function(t)
+      require("lofi.playback").play(t.track_id, function(err, result)
+        if not err then
+          notify.info(string.format("%s plays %s", t.prompt or t.track_id,
+            result.radio_next and "next, after this radio track" or result.queued and "next" or "now"))
+        end
+      end, { queue = true })
+    end,
+  },
   {
     label = "Regenerate with the same seed",
     run = function(t)
@@ -461,7 +488,27 @@ M.track_actions = {
         end)
     end,
   },
+  {
+    label = "Copy the path",
+    run = function(t)
+      vim.fn.setreg('"', t.path)
+      pcall(vim.fn.setreg, "+", t.path) -- no clipboard provider: the unnamed register still has it
+      notify.info("copied " .. vim.fn.fnamemodify(t.path, ":~"))
+    end,
+  },
 }
+
+function H.track_menu(track)
+  vim.ui.select(M.track_actions, {
+    prompt = track.prompt,
+    format_item = function(a) return a.label end,
+    kind = "lofi.track_action",
+  }, function(action)
+    if action then
+      action.run(track)
+    end
+  end)
+end
 
 function M.tracks()
   lofi().tracks(function(err, tracks)
@@ -471,19 +518,27 @@ function M.tracks()
     if #tracks == 0 then
       return notify.info("no tracks yet; make one with :LofiGenerate")
     end
-    vim.ui.select(tracks, { prompt = "lofi tracks", format_item = H.describe_track }, function(track)
-      if not track then
-        return
-      end
-      vim.ui.select(M.track_actions, {
-        prompt = track.prompt,
-        format_item = function(a) return a.label end,
-      }, function(action)
-        if action then
-          action.run(track)
+    H.playing = H.playing_id()
+    local radio = require("lofi.playback").radio_tracks()
+    for _, t in ipairs(tracks) do
+      t.radio = radio[t.track_id] == true
+    end
+    local rows = M.track_rows(tracks)
+    vim.ui.select(rows, { prompt = "lofi tracks (newest first)", format_item = H.describe_row, kind = "lofi.tracks" },
+      function(row)
+        if not row then
+          return
         end
+        if #row.tracks == 1 then
+          return H.track_menu(row.tracks[1])
+        end
+        vim.ui.select(row.tracks, { prompt = row.tracks[1].prompt, format_item = H.describe_track,
+          kind = "lofi.tracks" }, function(track)
+          if track then
+            H.track_menu(track)
+          end
+        end)
       end)
-    end)
   end)
 end
 
@@ -586,13 +641,66 @@ function H.backend_choices()
   return H.backend_names or M.static_backends
 end
 
-function M.complete_generate(lead)
+M.durations = { "30s", "1m", "2m" }
+
+-- Prompts of the library, newest first, the last radio prompt first of all (no repeats).
+function H.recent_prompts()
+  local prompts, seen = {}, {}
+  local function add(p)
+    if type(p) == "string" and p ~= "" and not seen[p] then
+      seen[p] = true
+      prompts[#prompts + 1] = p
+    end
+  end
+  add(require("lofi.playback").last_radio_prompt())
+  local done = false
+  lofi().tracks(function(err, tracks)
+    if not err and tracks then
+      H.track_prompts = vim.tbl_map(function(t) return t.prompt end, tracks)
+    end
+    done = true
+  end)
+  vim.wait(1500, function() return done end, 10)
+  for _, p in ipairs(H.track_prompts or {}) do
+    add(p)
+  end
+  return vim.list_slice(prompts, 1, 10)
+end
+
+--- What is typed after the command name ("sad pi" of ":LofiGenerate sad pi").
+function H.typed_args(line)
+  return (line or ""):match("Lofi%a*!?%s+(.*)$") or ""
+end
+
+--- Recent prompts that continue what is typed, from the word being completed on: a prompt
+--- has spaces, and the command line replaces only that word.
+function H.prompt_choices(lead, line)
+  local typed = H.typed_args(line)
+  local before = typed:sub(1, #typed - #lead)
+  local out = {}
+  for _, prompt in ipairs(H.recent_prompts()) do
+    if vim.startswith(prompt, typed) and #prompt > #typed then
+      out[#out + 1] = prompt:sub(#before + 1)
+    end
+  end
+  return out
+end
+
+function M.complete_generate(lead, line)
   local key, partial = lead:match("^([%w_]+)=(.*)$")
   if key then
-    local choices = key == "backend" and H.backend_choices() or M.value_choices[key] or {}
+    local choices = key == "backend" and H.backend_choices() or key == "duration" and M.durations
+      or M.value_choices[key] or {}
     return vim.tbl_map(function(c) return key .. "=" .. c end, matching(choices, partial))
   end
-  return matching(vim.tbl_map(function(k) return k .. "=" end, M.generate_keys), lead)
+  local out = H.prompt_choices(lead, line)
+  vim.list_extend(out, matching(M.durations, lead))
+  vim.list_extend(out, matching(vim.tbl_map(function(k) return k .. "=" end, M.generate_keys), lead))
+  return out
+end
+
+function M.complete_radio(lead, line)
+  return H.prompt_choices(lead, line)
 end
 
 function M.complete_backend(lead)

@@ -52,6 +52,12 @@ M.defaults = {
     sink = nil,
     radio_prompt = "lofi hip hop, jazzy piano, vinyl crackle", -- :LofiRadio with no prompt, nothing played yet
     crossfade_sec = 4, -- the radio's crossfade between tracks (0.1 to 30)
+    -- When the last editor quits the music fades out (~1 s) and the radio stops; true: it
+    -- plays on, and the daemon stays while it plays.
+    keep_playing = false,
+    -- One short message after :LofiNext, :LofiPause, :LofiVolume, :LofiStop; false when your
+    -- statusline shows the player (a clamped volume is said either way).
+    notify = true,
   },
   progress = {
     icon = "♪",
@@ -152,6 +158,8 @@ H.schema = {
     sink = optional(H.check("a non-empty string", function(v) return type(v) == "string" and v ~= "" end)),
     radio_prompt = H.check("a non-empty string", function(v) return type(v) == "string" and vim.trim(v) ~= "" end),
     crossfade_sec = H.check("a number from 0.1 to 30", function(v) return type(v) == "number" and v >= 0.1 and v <= 30 end),
+    keep_playing = boolean,
+    notify = boolean,
   },
   progress = {
     icon = H.check("a string", function(v) return type(v) == "string" end),

@@ -201,7 +201,8 @@ end
 --- what plays first, then what is being made; safe to call on every redraw.
 --- Raw for `%{v:lua.require'lofi'.statusline()}`; `{ escape = true }` doubles each `%` for
 --- whatever evaluates the text as statusline syntax again (lualine: use require("lofi.lualine")).
----@param opts? {escape?: boolean}
+--- `{ highlight = true }`: escaped and wrapped in the group of M.highlight().
+---@param opts? {escape?: boolean, highlight?: boolean}
 ---@return string
 function M.statusline(opts)
   local making = require("lofi.progress").statusline()
@@ -216,10 +217,20 @@ function M.statusline(opts)
     end
     line = playing .. " · " .. making
   end
-  if opts and opts.escape then
-    return (line:gsub("%%", "%%%%"))
+  if opts and (opts.escape or opts.highlight) then
+    line = line:gsub("%%", "%%%%")
+  end
+  if opts and opts.highlight and line ~= "" then
+    line = "%#" .. M.highlight() .. "#" .. line .. "%*"
   end
   return line
+end
+
+--- The highlight group for the statusline text now: LofiPaused, LofiMuted, LofiPlaying
+--- while something plays, else LofiGenerating (for lualine: `color = require("lofi").highlight`).
+---@return string
+function M.highlight()
+  return require("lofi.playback").highlight() or "LofiGenerating"
 end
 
 --- Play a library track through the daemon's player: an id, "last" (default), or {path=...}.

@@ -21,13 +21,23 @@ local function now_ms()
   return vim.uv.now()
 end
 
---- Params every start of playback carries: the configured sink, if any.
+--- Params every start of playback carries: the configured sink, if any, and keep_playing
+--- (whether the music goes on once the last editor has quit).
 function H.with_sink(params)
-  local sink = config.get().player.sink
-  if sink then
-    params.sink = sink
+  local player = config.get().player
+  if player.sink then
+    params.sink = player.sink
   end
+  params.keep_playing = player.keep_playing
   return params
+end
+
+--- One short line after a player action (skip, pause, volume), unless player.notify is off
+--- because the statusline shows it.
+function H.feedback(msg)
+  if config.get().player.notify then
+    notify.info(msg)
+  end
 end
 
 function H.request(method, params, cb)
@@ -48,6 +58,7 @@ function M.handle(method, params)
   if method == "playback_state" then
     H.state, H.received_ms = params, now_ms()
     H.maybe_announce(params)
+    H.maybe_say_next(params)
     if params.radio and type(params.next) == "table" and params.next.track_id then
       H.radio_jobs[params.next.track_id] = true
     end
@@ -70,10 +81,24 @@ function H.maybe_announce(state)
   end
 end
 
+--- After :LofiNext, the track that took over, by name (one prompt looks the same otherwise).
+function H.maybe_say_next(state)
+  local from = H.skipped_from
+  if from and state.track_id and state.track_id ~= from and state.state ~= "stopped" then
+    H.skipped_from = nil
+    H.feedback("next: " .. (state.prompt or state.track_id))
+  end
+end
+
 --- A generation notification about a track the radio is making (the daemon names it in
 --- `playback_state.next` before the job starts): not the user's job.
 function M.is_radio_job(method, params)
   return method:sub(1, 11) == "generation_" and type(params) == "table" and H.radio_jobs[params.track_id] == true
+end
+
+--- Track ids this editor saw the radio make (for :LofiTracks).
+function M.radio_tracks()
+  return vim.deepcopy(H.radio_jobs)
 end
 
 function H.refresh_line()
@@ -87,6 +112,9 @@ end
 function H.redraw()
   H.refresh_line()
   H.tick()
+  if package.loaded["lofi.panel"] then
+    require("lofi.panel").render()
+  end
 end
 
 -- While playing, the clock in the statusline moves between the daemon's once-a-second states.
@@ -146,6 +174,12 @@ function M.statusline()
   end
   local text = string.format("%s%s%s %s/%s", icon ~= "" and (icon .. " ") or "", s.state == "paused" and "⏸ " or "",
     prompt, errors.clock(s.position_sec), errors.clock(tonumber(s.duration_sec) or 0))
+  local volume = tonumber(s.volume)
+  if volume and volume <= 0 then
+    text = text .. " · muted"
+  elseif volume and math.floor(volume + 0.5) ~= 100 then
+    text = text .. string.format(" · vol %d%%", math.floor(volume + 0.5))
+  end
   if type(s.next) == "table" and tonumber(s.next.percent) and s.next.percent < 100 then
     text = text .. string.format(" · next %d%%", math.floor(s.next.percent))
   end
@@ -174,17 +208,59 @@ function M.play(which, cb, opts)
   end)
 end
 
+--- The highlight group for the statusline text now: LofiPaused, LofiMuted, LofiPlaying
+--- (or nil when nothing plays).
+function M.highlight()
+  local s = M.now_playing()
+  if not s then
+    return nil
+  end
+  if s.state == "paused" then
+    return "LofiPaused"
+  end
+  return (tonumber(s.volume) or 100) <= 0 and "LofiMuted" or "LofiPlaying"
+end
+
 function M.pause_toggle(cb)
   local playing = H.state and H.state.state == "playing"
-  H.request(playing and "pause" or "resume", nil, cb)
+  H.request(playing and "pause" or "resume", nil, function(err, result)
+    if not err then
+      H.feedback(playing and "paused" or "playing")
+    end
+    if cb then
+      cb(err, result)
+    end
+  end)
 end
 
 function M.next(cb)
-  H.request("next", nil, cb)
+  local from = H.state and H.state.track_id
+  H.request("next", nil, function(err, result)
+    if not err then
+      if result.skipped == false then
+        notify.info("the next track is still being made; it follows as soon as it is ready")
+      else
+        H.skipped_from = from
+        if H.state then
+          H.maybe_say_next(H.state) -- the new state may have come before the answer
+        end
+      end
+    end
+    if cb then
+      cb(err, result)
+    end
+  end)
 end
 
 function M.stop(cb)
-  H.request("stop", nil, cb)
+  H.request("stop", nil, function(err, result)
+    if not err then
+      H.feedback(result.radio_stopped and "stopped (radio off)" or "stopped")
+    end
+    if cb then
+      cb(err, result)
+    end
+  end)
 end
 
 --- "50" sets, "+10" / "-10" moves (0-150), nil reports. `cb(err, volume)`.
@@ -196,27 +272,75 @@ function M.volume(arg, cb)
     notify.info(string.format("volume %d%%", current))
     return cb(nil, current)
   end
-  local sign, digits = tostring(arg):match("^%s*([+-]?)(%d+%.?%d*)%s*$")
+  local sign, digits = tostring(arg):match("^%s*([+-]?)(%d+)%s*$")
   if not digits then
-    local err = errors.new("BAD_ARGUMENT", "volume must be N, +N or -N (0-150), got " .. tostring(arg))
+    local err = errors.new("BAD_ARGUMENT", "volume must be a whole percent: N, +N or -N (0-150), got " .. tostring(arg))
     notify.error(err)
     return cb(err, nil)
   end
   local n = tonumber(digits)
-  target = sign == "+" and current + n or sign == "-" and current - n or n
-  target = math.max(0, math.min(150, target))
+  local wanted = sign == "+" and current + n or sign == "-" and current - n or n
+  target = math.max(M.MIN_VOLUME, math.min(M.MAX_VOLUME, wanted))
   H.request("set_volume", { volume = target }, function(err, result)
+    if not err then
+      H.say_volume(target, wanted)
+    end
     cb(err, result and result.volume) -- the state follows in playback_state
   end)
 end
 
---- Radio on with `prompt` (default: the last prompt played), or off when it is on.
+M.MIN_VOLUME, M.MAX_VOLUME = 0, 150
+
+--- "volume 50%", "muted (volume 0%)"; a clamped request is said plainly, whatever player.notify.
+function H.say_volume(target, wanted)
+  local text = target == 0 and "muted (volume 0%)" or string.format("volume %d%%", target)
+  if wanted > M.MAX_VOLUME then
+    notify.info(string.format("%s: the most it goes (%d%% asked)", text, wanted))
+  elseif wanted < M.MIN_VOLUME then
+    notify.info(string.format("%s: the least it goes (%d%% asked)", text, wanted))
+  else
+    H.feedback(text)
+  end
+end
+
+-- ----- the last radio prompt, kept across sessions -----------------------------------------
+
+function H.radio_file()
+  return vim.fn.stdpath("state") .. "/lofi/radio_prompt"
+end
+
+--- The prompt of the last radio started here (any session), or nil. The file is ours but
+--- read as untrusted: one line, some words, at most 512 bytes.
+function M.last_radio_prompt()
+  local ok, lines = pcall(vim.fn.readfile, H.radio_file(), "", 1)
+  local line = ok and type(lines) == "table" and lines[1] and vim.trim(lines[1]) or ""
+  if line == "" or #line > 512 then
+    return nil
+  end
+  return line
+end
+
+function H.remember_radio_prompt(prompt)
+  local path = H.radio_file()
+  pcall(vim.fn.mkdir, vim.fn.fnamemodify(path, ":h"), "p")
+  pcall(vim.fn.writefile, { prompt }, path)
+end
+
+--- Radio on with `prompt` (default: the last radio prompt, kept across sessions, else
+--- player.radio_prompt), or off when it is on.
 function M.radio_toggle(prompt, cb)
   if (prompt == nil or prompt == "") and H.state and H.state.radio then
-    return H.request("radio_stop", nil, cb)
+    return H.request("radio_stop", nil, function(err, result)
+      if not err then
+        H.feedback("radio off")
+      end
+      if cb then
+        cb(err, result)
+      end
+    end)
   end
   if prompt == nil or prompt == "" then
-    prompt = H.state and H.state.prompt or config.get().player.radio_prompt
+    prompt = M.last_radio_prompt() or config.get().player.radio_prompt
   end
   local params = H.with_sink({ prompt = prompt, duration_sec = config.get().generate.duration_sec,
     crossfade_sec = config.get().player.crossfade_sec })
@@ -225,7 +349,8 @@ function M.radio_toggle(prompt, cb)
   end
   H.request("radio_start", params, function(err, result)
     if not err then
-      notify.info("radio: " .. prompt)
+      H.remember_radio_prompt(prompt)
+      notify.info("radio: " .. prompt .. (result.from_library and "" or " (the first track is being made)"))
     end
     if cb then
       cb(err, result)
@@ -240,12 +365,24 @@ function M.autoplay(track)
     mode = "play"
   end
   if mode ~= "play" and mode ~= "queue" or not track.track_id then
-    return
+    return M.where_it_waits(track)
   end
   if H.state and H.state.radio then
-    return -- the radio is on: a finished track waits in the library
+    -- The radio plays: the requested track is its next one, crossfaded in.
+    return M.play(track.track_id, function(err, result)
+      if not err and result.radio_next then
+        notify.info(string.format("%s plays next, after this radio track", track.prompt or track.track_id))
+      end
+    end, { queue = true })
   end
   M.play(track.track_id, nil, { queue = mode == "queue" })
+end
+
+--- A finished track that autoplay leaves alone: say where it waits.
+function M.where_it_waits(track)
+  if track.track_id and H.state and H.state.radio then
+    notify.info(string.format("%s waits in :LofiTracks (autoplay is off; the radio plays on)", track.prompt or track.track_id))
+  end
 end
 
 return M

@@ -217,7 +217,9 @@ function M.job_update(job)
   end
   local opening = string.format("%s %s (%s%s)", job.state == "generating" and "generating" or "queued", describe(job),
     errors.clock(tonumber(job.duration_sec) or 0), job.backend and (", " .. job.backend) or "")
-  H.live(job.track_id, "lofi", message, job.percent, "running", opening, with_percent)
+  if job.mine then -- another editor's job shows in the statusline only
+    H.live(job.track_id, "lofi", message, job.percent, "running", opening, with_percent)
+  end
   H.fire("LofiProgress", {
     kind = "generation",
     track_id = job.track_id,
@@ -236,8 +238,12 @@ function M.job_done(job)
   H.set_flash(status)
   H.recompute()
   require("lofi.guard").set(#require("lofi.jobs").active())
-  H.live(job.track_id, "lofi", describe(job) .. " " .. status, job.percent, status)
-  if job.state == "complete" then
+  if job.mine then
+    H.live(job.track_id, "lofi", describe(job) .. " " .. status, job.percent, status)
+  end
+  if not job.mine then
+    -- Another editor asked for it: that one says so.
+  elseif job.state == "complete" then
     local r = job.result or {}
     if config.get().progress.notify and job.cached then
       -- Same prompt, seed, backend and settings: the old file, not a new generation.

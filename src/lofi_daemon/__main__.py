@@ -111,8 +111,10 @@ async def serve_socket(settings: Settings, path: Path, idle_exit_sec: float, out
 
     app = App(settings, notify)
     server = SocketServer(app.dispatcher(), path, idle_exit_sec=idle_exit_sec,
-                          on_idle=app.shutdown_requested.set, outbox_bytes=outbox_bytes or DEFAULT_OUTBOX_BYTES,
-                          max_line_bytes=max_line_bytes)
+                          on_idle=lambda: app.playback.exit_when_silent(app.shutdown_requested.set,
+                                                                        lambda: server is not None and server.clients == 0),
+                          outbox_bytes=outbox_bytes or DEFAULT_OUTBOX_BYTES, max_line_bytes=max_line_bytes,
+                          on_empty=app.playback.last_client_left)
     try:
         await server.start()
     except SocketPathTooLong as exc:

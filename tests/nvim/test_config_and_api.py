@@ -69,11 +69,15 @@ def test_status_command_shows_backend_current_track_and_queue(nvim):
     nvim.wait("return require('lofi').status().current ~= nil and require('lofi').status().current.percent > 0",
               30, "the first track to make progress")
     nvim.cmd("LofiStatus")
-    nvim.wait("return require('lofi.view').win() ~= nil", 15, "the status float")
-    status = nvim.lua("return vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(require('lofi.view').win()), 0, -1, false)")
-    assert status[0] == "backend procedural (ready)"
-    assert status[1].startswith('  generating "status one" ')
-    assert status[2].startswith('  1. "status two"')
+    nvim.wait("return vim.iter(require('lofi.panel').lines()):any(function(l) return l:find('status two', 1, true) end)"
+              " and vim.iter(require('lofi.panel').lines()):any(function(l) return l:find('^daemon pid') end)",
+              15, "the panel with the queue and the daemon")
+    nvim.wait("local w = require('lofi.panel').win() return #vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(w), 0, -1, false) > 6",
+              15, "the panel drawn")
+    status = nvim.lua("return vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(require('lofi.panel').win()), 0, -1, false)")
+    assert status[:3] == ["nothing plays", "radio off", "queue"], status
+    assert status[3].startswith('  making "status one" ') and status[4] == '  1. "status two"', status
+    assert status[5].startswith("daemon pid ") and status[5].endswith("· backend procedural (ready)"), status
 
 
 def test_lua_status_is_cached_and_lists_active_jobs(nvim):

@@ -75,8 +75,8 @@ def test_a_long_error_is_one_line_and_the_whole_text_opens_in_a_float(ui_nvim):
 def test_lofi_status_opens_a_float_instead_of_a_multi_line_message(ui_nvim):
     nvim = ui_nvim
     nvim.nvim.exec_lua("vim.cmd('LofiStatus')", async_=True)
-    wait_without_prompt(nvim, "return require('lofi.view').win() ~= nil")
+    wait_without_prompt(nvim, "return require('lofi.panel').win() ~= nil")
     time.sleep(0.3)
     wait_without_prompt(nvim, "return true")
-    lines = nvim.lua("return vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(require('lofi.view').win()), 0, -1, false)")
-    assert lines[0].startswith("backend procedural")
+    lines = nvim.lua("return vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(require('lofi.panel').win()), 0, -1, false)")
+    assert lines[0] == "nothing plays"

@@ -19,10 +19,11 @@ def test_checkhealth_and_status_show_the_memory_and_the_idle_unload_the_plugin_a
     assert re.search(r"OK memory: daemon [\d.]+ MB, no model loaded", report), report
     assert "OK an idle model is unloaded after 42 s (model.idle_unload_sec)" in report
 
-    bare_nvim.cmd("LofiStatus")
-    bare_nvim.wait("return require('lofi.view').win() ~= nil", 15, "the status float")
-    lines = bare_nvim.lua("return vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(require('lofi.view').win()), 0, -1, false)")
-    assert any(re.fullmatch(r"  memory: daemon [\d.]+ MB, no model loaded", line) for line in lines), lines
+    bare_nvim.cmd("LofiStatus")  # the player panel shows it under the daemon line
+    bare_nvim.wait("return vim.iter(require('lofi.panel').lines()):any(function(l) return l:find('memory daemon', 1, true) end)",
+                   15, "the panel's memory line")
+    lines = bare_nvim.lua("return require('lofi.panel').lines()")
+    assert any(re.fullmatch(r"memory daemon [\d.]+ MB, no model loaded", line) for line in lines), lines
 
 
 def test_daemon_env_wins_over_the_config_and_zero_keeps_the_model(bare_nvim):

@@ -25,6 +25,10 @@ def wait_state(nvim, lua_condition: str, what: str, timeout: float = 60) -> dict
     return nvim.lua("return require('lofi.playback').state()")
 
 
+def last_message(nvim, text: str) -> None:
+    nvim.wait(f"return T.messages()[#T.messages()] == {text!r}", 10, f"the message {text!r}")
+
+
 def test_radio_plays_with_the_statusline_showing_what_plays(bare_nvim, tmp_path):
     nvim = bare_nvim
     setup(nvim, tmp_path)
@@ -36,13 +40,16 @@ def test_radio_plays_with_the_statusline_showing_what_plays(bare_nvim, tmp_path)
     assert re.fullmatch(r"♪ rainy jazz \d:\d\d/0:05( · next \d+%)?", line), line
     assert (tmp_path / "sink.f32").stat().st_size > 0
 
-    # :LofiNext goes to the next radio track as soon as it is ready.
+    # :LofiNext goes to the next radio track once it is ready, and names it.
+    wait_state(nvim, "s.next ~= vim.NIL and s.next ~= nil and s.next.percent == 100", "the next track ready")
     nvim.cmd("LofiNext")
     wait_state(nvim, f"s.track_id ~= nil and s.track_id ~= '{first['track_id']}'", "the next radio track")
+    last_message(nvim, "lofi: next: rainy jazz")
 
     # :LofiRadio without a prompt toggles it off, and the music stops.
     nvim.cmd("LofiRadio")
     wait_state(nvim, "s.state == 'stopped' and not s.radio", "radio off")
+    last_message(nvim, "lofi: radio off")
     nvim.wait("return require('lofi').statusline() == ''", 10, "an empty statusline")
 
 
@@ -56,21 +63,36 @@ def test_pause_toggles_and_volume_moves_by_steps(bare_nvim, tmp_path):
     nvim.cmd("LofiPause")
     wait_state(nvim, "s.state == 'paused'", "paused")
     assert nvim.statusline().startswith("♪ ⏸ rain on a window ")
+    last_message(nvim, "lofi: paused")
     nvim.cmd("LofiPause")
     wait_state(nvim, "s.state == 'playing'", "playing again")
+    last_message(nvim, "lofi: playing")
 
+    # Each change is said in one line and shows in the statusline; a clamp is said plainly.
     nvim.cmd("LofiVolume +20")
     wait_state(nvim, "s.volume == 120", "volume 120")
+    last_message(nvim, "lofi: volume 120%")
+    nvim.wait("return require('lofi').statusline():find(' · vol 120%', 1, true) ~= nil", 10, "the volume shown")
+    nvim.cmd("LofiVolume +500")
+    wait_state(nvim, "s.volume == 150", "volume capped at 150")
+    last_message(nvim, "lofi: volume 150%: the most it goes (620% asked)")
     nvim.cmd("LofiVolume -200")
     wait_state(nvim, "s.volume == 0", "volume clamped at 0")
+    last_message(nvim, "lofi: muted (volume 0%): the least it goes (-50% asked)")
+    nvim.wait("return require('lofi').statusline():find(' · muted', 1, true) ~= nil", 10, "muted shown")
     nvim.cmd("LofiVolume 80")
     wait_state(nvim, "s.volume == 80", "volume 80")
     assert state(nvim)["volume"] == 80
+    last_message(nvim, "lofi: volume 80%")
     nvim.cmd("LofiVolume loud")
-    assert "volume must be N, +N or -N" in nvim.messages()[-1]
+    assert "volume must be a whole percent: N, +N or -N (0-150), got loud" in nvim.messages()[-1]
+    nvim.cmd("LofiVolume 5.5")
+    assert "got 5.5" in nvim.messages()[-1]
+    assert state(nvim)["volume"] == 80
 
     nvim.cmd("LofiStop")
     wait_state(nvim, "s.state == 'stopped'", "stopped")
+    last_message(nvim, "lofi: stopped")
     nvim.cmd("LofiPlay last")
     wait_state(nvim, f"s.state == 'playing' and s.track_id == '{done['track_id']}'", "playing the last track")
     nvim.wait("return T.messages()[#T.messages()] == 'lofi: playing rain on a window'", 10, "the announcement")

@@ -193,6 +193,7 @@ class PlaybackEngine:
             "state": w["state"],
             "track_id": w["track_id"],
             "prompt": info.get("prompt"),
+            "backend": info.get("backend"),
             "position_sec": w["position_sec"],
             "duration_sec": w["duration_sec"],
             "volume": w["volume"],

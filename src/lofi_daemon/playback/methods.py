@@ -27,6 +27,7 @@ from .sinks import cap
 Notify = Callable[[str, dict[str, Any]], None]
 
 RADIO_DEFAULT_DURATION_SEC = 30.0
+QUIT_FADE_SEC = 1.0  # the last editor quit: the music fades out, no hard cut
 
 
 def sink_from_settings(settings: Any, env: dict[str, str]) -> str:
@@ -60,6 +61,7 @@ class PlaybackService:
                            notify_error=self._radio_error)
         self.engine.extra_state = self.radio.describe
         self._remote = remote_reason(self._env)
+        self.keep_playing = False  # the last play/radio_start's player.keep_playing
 
     def _radio_error(self, payload: dict[str, Any]) -> None:
         """The radio's reason can quote a job's error text: capped like every foreign string,
@@ -82,6 +84,27 @@ class PlaybackService:
     def bind(self, *, submit: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
              cancel: Callable[[str], Any]) -> None:
         self._submit, self._cancel = submit, cancel
+
+    def last_client_left(self) -> None:
+        """The last editor disconnected: fade out and stop the radio, unless keep_playing."""
+        if self.keep_playing:
+            return
+        self.radio.stop()
+        if self.engine.worker_state.get("state") != "stopped":
+            self.engine.send({"cmd": "stop", "fade_sec": QUIT_FADE_SEC})
+
+    def exit_when_silent(self, exit_now: Callable[[], None], still_alone: Callable[[], bool]) -> None:
+        """The idle timer ran out: exit now, or (keep_playing) once the music has stopped."""
+        if not self.keep_playing or self.engine.worker_state.get("state") == "stopped":
+            return exit_now()
+
+        def on_event(_: dict[str, Any]) -> None:
+            if not still_alone():  # an editor came back: its leaving arms the timer again
+                self.engine.listeners.remove(on_event)
+            elif self.engine.worker_state.get("state") == "stopped" and not self.radio.active:
+                self.engine.listeners.remove(on_event)
+                exit_now()
+        self.engine.listeners.append(on_event)
 
     def register(self, d: Dispatcher) -> None:
         d.register("play", P.PlayParams, self.play)
@@ -170,6 +193,12 @@ class PlaybackService:
                 await asyncio.to_thread(self._library.verify, track)
         if p.sink:
             self.engine.set_sink(p.sink)
+        if p.keep_playing is not None:
+            self.keep_playing = p.keep_playing
+        if p.queue and self.radio.active:  # a track asked for during the radio: it plays next, crossfaded
+            self.radio.put_next(track_id)
+            return {"playing": True, "queued": True, "radio_next": True, "track_id": track_id,
+                    "prompt": meta.get("prompt"), "sink": self.engine.sink_spec}
         if p.loop is not None:
             self.engine.send({"cmd": "loop", "on": p.loop})
         if self.radio.active:
@@ -234,6 +263,8 @@ class PlaybackService:
             raise InvalidParams("every prompt must be 1-512 characters with some words", field="prompts")
         if p.sink:
             self.engine.set_sink(p.sink)
+        if p.keep_playing is not None:
+            self.keep_playing = p.keep_playing
         if p.crossfade_sec is not None:
             self.engine.send({"cmd": "crossfade", "sec": p.crossfade_sec})
         self.engine.send({"cmd": "loop", "on": True})  # the radio never runs dry

@@ -259,7 +259,8 @@ class Mixer:
         self.skip_pending = True
         return False
 
-    def stop(self) -> None:
+    def stop(self, fade_sec: float = 0.0) -> None:
+        """Silence: a click-free ramp, or a fade of ``fade_sec`` (the last editor quitting)."""
         self.queued = None
         self.skip_pending = False
         if self.paused:
@@ -268,7 +269,7 @@ class Mixer:
             self._end_paused()
             return
         if self.current is not None:
-            self._fade_out(self.current, self.ramp_frames)
+            self._fade_out(self.current, max(self.ramp_frames, int(round(fade_sec * RATE))))
             self._event("stopped", track_id=self.current.track_id)
             self.current = None
             self._fade_in = None

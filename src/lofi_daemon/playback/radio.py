@@ -57,6 +57,7 @@ class Radio:
         self.pending_progress: dict[str, Any] = {"percent": 0.0, "eta_sec": None}
         self.queued: str | None = None  # generated, handed to the mixer, not yet playing
         self.playing: str | None = None
+        self.held: str | None = None  # a radio track made while a requested one waits to play
         self._failures = 0
         self._retry: asyncio.TimerHandle | None = None
         self._last_publish = 0.0
@@ -104,7 +105,7 @@ class Radio:
     def stop(self) -> None:
         pending = self.pending
         self.plan = None
-        self.pending = self.queued = self.playing = None
+        self.pending = self.queued = self.playing = self.held = None
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
@@ -113,6 +114,15 @@ class Radio:
                 self._cancel(pending)
             except LofiError:
                 pass  # it finished in the meantime
+
+    def put_next(self, track_id: str) -> None:
+        """A track the user asked for plays next (crossfaded in at the end of this pass); a
+        radio track already waiting goes after it."""
+        if self.queued is not None and self.queued != track_id:
+            self.held = self.queued
+        self.queued = track_id
+        self._play(track_id, "enqueue")
+        self._engine.publish()
 
     def skip(self) -> bool:
         """Go to the next track as soon as it is ready; True when it was ready already."""
@@ -181,9 +191,12 @@ class Radio:
             track_id, self.pending = self.pending, None
             self._failures = 0
             self._last_percent = -100.0
-            self.queued = track_id
-            # The first track plays at once; later ones wait for the end of the current pass.
-            self._play(track_id, "play" if self.playing is None else "enqueue")
+            if self.queued is not None:  # a requested track waits: this one follows it
+                self.held = track_id
+            else:
+                self.queued = track_id
+                # The first track plays at once; later ones wait for the end of the current pass.
+                self._play(track_id, "play" if self.playing is None else "enqueue")
             self._engine.publish()
         elif method in ("generation_error", "generation_cancelled"):
             self.pending = None
@@ -197,6 +210,10 @@ class Radio:
         kind = event.get("event")
         if kind == "track" and event.get("kind") == "track_started" and event.get("track_id") == self.queued:
             self.playing, self.queued = self.queued, None
-            asyncio.ensure_future(self._submit_next())
+            if self.held is not None:
+                self.queued, self.held = self.held, None
+                self._play(self.queued, "enqueue")
+            else:
+                asyncio.ensure_future(self._submit_next())
         elif kind in ("sink_error", "track_error"):
             self.stop()  # no output: making more music would only fill the disk

@@ -9,7 +9,7 @@ voices over a queue; the audio loop renders one block, waits until the sink is a
 ``LEAD_SEC`` ahead of real time, writes the block, and applies waiting commands before the
 next block, so a command lands within one block of what the sink has received.
 
-Commands: play / enqueue {track_id, path, loopable, info?}, pause, resume, stop, next,
+Commands: play / enqueue {track_id, path, loopable, info?}, pause, resume, stop {fade_sec?}, next,
 seek {position_sec}, volume {volume}, loop {on}, crossfade {sec}, sink {spec}, state, quit.
 Events: state, track (started / looped / ended / stopped), applied, sink_error, track_error,
 first_sample, limited (the safety limiter acted: at most one per LIMITER_REPORT_SEC).
@@ -205,7 +205,7 @@ class Worker:
         elif name == "resume":
             m.set_paused(False)
         elif name == "stop":
-            m.stop()
+            m.stop(float(cmd.get("fade_sec") or 0.0))
         elif name == "next":
             m.next()
         elif name == "seek":

@@ -98,6 +98,7 @@ class PlayParams(Params):
     sink: str | None = Field(default=None, min_length=1, max_length=1024)
     loop: bool | None = None
     queue: bool = False  # after the current pass (crossfaded) instead of now
+    keep_playing: bool | None = None  # the asker's player.keep_playing: play on after the last editor quits
 
 
 class SeekParams(Params):
@@ -120,6 +121,7 @@ class RadioStartParams(Params):
     params: dict[str, Any] | None = None
     crossfade_sec: float | None = Field(default=None, ge=0.1, le=30)
     sink: str | None = Field(default=None, min_length=1, max_length=1024)
+    keep_playing: bool | None = None  # as in PlayParams
 
 
 class RadioStopParams(Params):

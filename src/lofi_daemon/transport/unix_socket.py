@@ -68,7 +68,8 @@ class SocketServer:
     def __init__(self, dispatcher: Dispatcher, path: Path, *, idle_exit_sec: float,
                  on_idle: Callable[[], None], outbox_bytes: int = DEFAULT_OUTBOX_BYTES,
                  max_line_bytes: int = framing.DEFAULT_MAX_LINE_BYTES,
-                 max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES) -> None:
+                 max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+                 on_empty: Callable[[], None] = lambda: None) -> None:
         self.dispatcher = dispatcher
         self.path = path
         self.idle_exit_sec = idle_exit_sec
@@ -84,6 +85,7 @@ class SocketServer:
         self._listener: socket.socket | None = None
         self._accept_paused = False
         self._on_idle = on_idle
+        self._on_empty = on_empty  # the last client just left (the player fades out)
         self._lock = LifeLock(lock_path(path))
         self._connections: set[Connection] = set()
         self._ids = itertools.count(1)
@@ -235,6 +237,7 @@ class SocketServer:
         if conn in self._connections:
             self._connections.discard(conn)
             if not self._connections:
+                self._on_empty()
                 self._arm_idle(self.idle_exit_sec)
 
     def _arm_idle(self, seconds: float) -> None:
