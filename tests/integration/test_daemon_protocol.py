@@ -129,13 +129,23 @@ def test_duration_outside_the_range_names_the_range(daemon):
     assert reply["error"]["data"]["max_duration_sec"] == 240
 
 
-def test_a_five_megabyte_line_is_answered_and_reading_goes_on(daemon):
-    huge = json.dumps({"jsonrpc": "2.0", "id": "big", "method": "generate",
-                       "params": {"prompt": "x" * (5 * 1024 * 1024), "duration_sec": 10}})
-    daemon.send_raw(huge.encode() + b"\n")
+def test_a_line_under_the_cap_is_answered_and_a_five_megabyte_one_is_refused_while_reading_goes_on(daemon):
+    # Just under the 1 MiB line cap: decoded and answered (the prompt itself is too long).
+    big = json.dumps({"jsonrpc": "2.0", "id": "big", "method": "generate",
+                      "params": {"prompt": "x" * (1000 * 1024), "duration_sec": 10}})
+    daemon.send_raw(big.encode() + b"\n")
     reply = daemon.wait_reply("big", timeout=30)
     assert reply["error"]["code"] == -32602  # prompt longer than 512 characters
+
+    # Five times the cap: discarded as it streams, one PARSE_ERROR (no id: it was never read whole).
+    huge = json.dumps({"jsonrpc": "2.0", "id": "huge", "method": "generate",
+                       "params": {"prompt": "x" * (5 * 1024 * 1024), "duration_sec": 10}})
+    daemon.send_raw(huge.encode() + b"\n")
     assert daemon.call("ping")["result"]["status"] == "ok"
+    refusals = [m for m in daemon.messages if isinstance(m, dict) and m.get("error", {}).get("code") == -32700]
+    assert len(refusals) == 1 and refusals[0]["id"] is None
+    assert "max_line_bytes" in refusals[0]["error"]["message"]
+    assert not any(isinstance(m, dict) and m.get("id") == "huge" for m in daemon.messages)
 
 
 def test_batch_requests_follow_json_rpc(daemon):
