@@ -40,10 +40,10 @@ class Section:
 
 # How loud each layer plays in each section (0 = out), and how closed the master filter is.
 LEVELS: dict[str, dict[str, float]] = {
-    "intro": {"keys": 0.8, "lead": 0.0, "bass": 0.0, "drums": 0.0, "filter": 0.8},
+    "intro": {"keys": 0.6, "lead": 0.0, "bass": 0.0, "drums": 0.0, "filter": 0.8},
     "A": {"keys": 1.0, "lead": 1.0, "bass": 1.0, "drums": 1.0, "filter": 0.0},
     "B": {"keys": 1.0, "lead": 1.0, "bass": 1.0, "drums": 1.0, "filter": 0.0},
-    "break": {"keys": 0.85, "lead": 0.6, "bass": 0.0, "drums": 0.0, "filter": 1.0},
+    "break": {"keys": 0.65, "lead": 0.5, "bass": 0.0, "drums": 0.0, "filter": 1.0},
     "drop": {"keys": 0.0, "lead": 0.7, "bass": 1.0, "drums": 1.0, "filter": 0.0},
     "outro": {"keys": 0.9, "lead": 0.5, "bass": 0.7, "drums": 0.5, "filter": 0.35},
     "loop": {"keys": 1.0, "lead": 1.0, "bass": 1.0, "drums": 1.0, "filter": 0.0},

@@ -301,13 +301,13 @@ def _noise_spectrum(freqs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _texture_spectra(freqs: np.ndarray, n: int, settings: MixSettings, keys_level: float, kw: np.ndarray,
                      rng: np.random.Generator) -> list[np.ndarray]:
-    """Vinyl hiss and rain, each at its level under the keys (rain -13 dB when asked: audible)."""
+    """Vinyl hiss and rain, each at its level under the keys (asked for: vinyl -13 dB, rain -11 dB: audible)."""
     out = [np.zeros(freqs.size, dtype=np.complex64) for _ in range(2)]
     layers = []
     if settings.vinyl > 0:
-        layers.append((highpass(freqs, 300.0, 1) * lowpass(freqs, 6000.0, 1), -30.0 + 12.0 * settings.vinyl))
+        layers.append((highpass(freqs, 300.0, 1) * lowpass(freqs, 6000.0, 1), -27.0 + 14.0 * settings.vinyl))
     if settings.rain > 0:
-        layers.append((highpass(freqs, 500.0, 1) * lowpass(freqs, 9000.0, 1), -25.0 + 12.0 * settings.rain))
+        layers.append((highpass(freqs, 500.0, 1) * lowpass(freqs, 9000.0, 1), -21.0 + 10.0 * settings.rain))
     for shape, rel_db in layers:
         for side in (0, 1):
             spec = _noise_spectrum(freqs, rng) * shape

@@ -68,9 +68,9 @@ def _fast_length(seconds: float, beats: float, bpm: float, sample_rate: int, low
 
 
 def _largest_prime_factor(value: int) -> int:
-    largest, p = 1, 2
-    while p * p <= value:
+    """The largest prime factor up to 31, or what is left when a larger one remains."""
+    largest = 1
+    for p in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31):
         while value % p == 0:
             value, largest = value // p, p
-        p += 1
-    return max(largest, value)
+    return largest if value == 1 else value
