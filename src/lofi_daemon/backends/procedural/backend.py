@@ -62,6 +62,10 @@ class ProceduralBackend(Backend):
     def unload(self) -> None:
         pass
 
+    def read_prompt(self, prompt: str) -> dict[str, list[str]]:
+        """The words of ``prompt`` this backend understands and the ones it ignores (cheap: no render)."""
+        return parse_prompt(prompt).report()
+
     def generate(self, request: GenerationRequest, progress: Progress, cancel: CancelToken) -> GeneratedAudio:
         offset = int(request.params.get("section_offset", 0) or 0)
         return render(request.prompt, request.duration_sec, request.seed, progress, cancel, section_offset=offset)
@@ -150,7 +154,7 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
                                                           "bass": choices.bass, "drums": choices.kit},
                   "sections": [[s.section.name, s.index] for s in bars if s.bar_in_section == 0],
                   "section_offset": section_offset, "next_section_offset": next_offset,
-                  "levels": levels, **report},
+                  "levels": levels},
         loopable=True,
         prompt_report=report,
     )
