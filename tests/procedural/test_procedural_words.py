@@ -58,7 +58,7 @@ def test_the_fitted_tempo_is_within_two_percent_from_10_to_240_seconds(bpm):
     for duration in list(np.arange(10.0, 240.1, 3.7)) + [240.0]:
         grid = fit(float(duration), bpm, 48000, 5.0, 240.0)
         assert abs(grid.bpm / bpm - 1) <= 0.02, (duration, grid)
-        assert abs(grid.frames / 48000 - duration) <= 0.1
+        assert abs(grid.frames / 48000 - duration) <= 0.005  # the length stays (to the sample, mostly)
         assert grid.frames / grid.beats * bpm / 60 / 48000 == pytest.approx(bpm / grid.bpm)
 
 
@@ -67,5 +67,5 @@ def test_rendered_tracks_keep_the_asked_tempo_and_the_bars_fall_on_it():
     for prompt, duration, bpm, understood in cases:
         audio = render(prompt, duration, 1, NoProgress(), CancelToken())
         assert audio.metadata["bpm"] == pytest.approx(bpm, rel=0.02)
-        assert audio.samples.shape[1] == pytest.approx(duration * 48000, abs=0.1 * 48000)
+        assert audio.samples.shape[1] == duration * 48000
         assert audio.prompt_report == {"understood": understood, "ignored": []}

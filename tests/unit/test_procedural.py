@@ -34,13 +34,13 @@ def beat_period_sec(samples: np.ndarray) -> float:
     return (lo + int(np.argmax(ac[lo:hi]))) / 100
 
 
-def test_output_is_48k_stereo_within_a_tenth_of_a_second_of_the_requested_length():
-    # The loop closes on a whole number of beats at the asked tempo: the length gives way (DESIGN: 0.1 s).
+def test_output_is_48k_stereo_of_exactly_the_requested_length():
+    # The tempo gives way so the loop closes; the length does not (only by < 5 ms where the
+    # exact length would make the FFTs slow, which these are not).
     for duration in (5.0, 7.3, 33.3):
         audio = make(duration=duration)
         assert audio.sample_rate == SAMPLE_RATE == 48000
-        assert audio.samples.shape[0] == 2
-        assert abs(audio.samples.shape[1] - duration * 48000) <= 0.1 * 48000
+        assert audio.samples.shape == (2, int(round(duration * 48000)))
         assert audio.samples.dtype == np.float32
 
 
@@ -109,5 +109,5 @@ def test_backend_declares_its_range_and_is_always_ready():
 
 def test_the_longest_track_renders_whole():
     s = make("rain jazz", duration=240.0).samples
-    assert s.shape[0] == 2 and abs(s.shape[1] - 240 * 48000) <= 0.1 * 48000
+    assert s.shape == (2, 240 * 48000)
     assert float(np.sqrt(np.mean(s[:, -48000:] ** 2))) > 0.02  # music to the very end

@@ -1,23 +1,26 @@
-"""Fitting the tempo to the track: a loop closes only on a whole number of beats.
+"""Fitting the tempo to the track: a loop closes only on a whole number of steps.
 
-The asked tempo wins: the track may be up to ``SLACK_SEC`` longer or shorter than asked
-(DESIGN: within 0.1 s), and a whole number of bars is preferred, then of beats, then of
-half-beats, whichever keeps the tempo within 1.5 % of the asked one (the promise is 2 %).
+The track keeps its asked length (to the sample, unless that length would make every FFT
+of the mix slow: then it moves by at most 5 ms). The tempo gives way instead: a whole
+number of bars is preferred, then of beats, of half-beats, of sixteenths, whichever keeps
+the tempo within 1.5 % of the asked one (the promise is 2 %). A track that ends on a part
+of a bar or beat is a short last bar, like a 2/4 bar before the top of the form.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-SLACK_SEC = 0.09
 TOLERANCE = 0.015
+NUDGE_SEC = 0.005
+SMALL_PRIME = 97  # a length whose prime factors are all at most this is a fast FFT length
 
 
 @dataclass(frozen=True)
 class Grid:
     frames: int  # samples in the track
     bpm: float
-    beats: float  # whole beats, or a half at the very end
+    beats: float  # whole beats, or a part of one at the very end
     sample_rate: int
 
     @property
@@ -31,46 +34,43 @@ class Grid:
 
 
 def fit(duration_sec: float, bpm: float, sample_rate: int, min_sec: float, max_sec: float) -> Grid:
-    low, high = max(min_sec, duration_sec - SLACK_SEC), min(max_sec, duration_sec + SLACK_SEC)
-    best: tuple[float, float, float] | None = None  # (error, beats, seconds)
-    for unit in (4.0, 1.0, 0.5):  # bar, beat, half-beat
-        ideal = duration_sec * bpm / 60.0 / unit
-        for count in {max(1, int(ideal)), max(1, int(ideal) + 1)}:
+    frames = fast_length(int(round(duration_sec * sample_rate)), int(NUDGE_SEC * sample_rate))
+    seconds = frames / sample_rate
+    best: tuple[float, float] | None = None  # (error, beats)
+    for unit in (4.0, 1.0, 0.5, 0.25):  # bar, beat, half-beat, sixteenth
+        ideal = seconds * bpm / 60.0 / unit
+        for count in {max(1, int(ideal)), int(ideal) + 1}:
             beats = count * unit
-            seconds = min(max(beats * 60.0 / bpm, low), high)
             error = abs(beats * 60.0 / seconds / bpm - 1.0)
             if best is None or error < best[0] - 1e-12:
-                best = (error, beats, seconds)
+                best = (error, beats)
         if best is not None and best[0] <= TOLERANCE:
             break
     assert best is not None
-    _, beats, seconds = best
-    frames = _fast_length(seconds, beats, bpm, sample_rate, low, high)
-    return Grid(frames=frames, bpm=beats * 60.0 * sample_rate / frames, beats=beats, sample_rate=sample_rate)
+    beats = best[1]
+    return Grid(frames=frames, bpm=beats * 60.0 / seconds, beats=beats, sample_rate=sample_rate)
 
 
-def _fast_length(seconds: float, beats: float, bpm: float, sample_rate: int, low: float, high: float) -> int:
-    """The frame count nearest ``seconds`` whose FFT is fast (small prime factors only).
+def fast_length(frames: int, nudge: int) -> int:
+    """``frames`` if its FFT is fast, else the nearest length within ``nudge`` that is.
 
     The mix works on full-length spectra; a length with a large prime factor makes each FFT
-    ten times slower. Only lengths that keep the tempo within 1.9 % and the slack are taken.
-    """
-    ideal = int(round(seconds * sample_rate))
-    best = (1 << 62, 0, ideal)
-    lo, hi = int(low * sample_rate), int(high * sample_rate)
-    for frames in range(lo - lo % 4, hi + 1, 4):
-        if frames < lo or abs(beats * 60.0 * sample_rate / frames / bpm - 1.0) > 0.019:
-            continue
-        rank = (_largest_prime_factor(frames), abs(frames - ideal), frames)
-        if rank < best:
-            best = rank
-    return best[2]
+    ten times slower (a 240 s track would take minutes)."""
+    if _largest_prime_factor(frames) <= SMALL_PRIME:
+        return frames
+    for step in range(1, nudge + 1):
+        for candidate in (frames - step, frames + step):
+            if _largest_prime_factor(candidate) <= SMALL_PRIME:
+                return candidate
+    return frames
 
 
 def _largest_prime_factor(value: int) -> int:
-    """The largest prime factor up to 31, or what is left when a larger one remains."""
+    """The largest prime factor if it is at most SMALL_PRIME; otherwise something larger."""
     largest = 1
-    for p in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31):
+    p = 2
+    while p <= SMALL_PRIME and value > 1:
         while value % p == 0:
             value, largest = value // p, p
+        p += 1 if p == 2 else 2
     return largest if value == 1 else value
