@@ -112,7 +112,7 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
     mix_sec = fft_sec * sum(MIX_COST.values())
 
     def replan(per_bar: float) -> None:
-        progress.plan([("compose", compose_sec), ("bars", per_bar * len(bars)), ("mix", mix_sec)])
+        progress.plan([("compose", compose_sec), ("bars", per_bar * len(bars)), ("master", mix_sec)])
 
     replan(bar_sec)
     progress.update("compose", 1, 1)
@@ -130,7 +130,7 @@ def render(prompt: str, duration_sec: float, seed: int, progress: Progress, canc
     def step(stage: str) -> None:
         nonlocal done
         done += MIX_COST[stage]
-        progress.update("mix", round(1000 * done / total), 1000)
+        progress.update("master", round(1000 * done / total), 1000)
         cancel.check(len(bars), len(bars))
 
     stems = mix.Stems(keys=player.keys, lead=player.lead, bass=player.bass, drums=player.drums,
