@@ -28,7 +28,7 @@ SECTION_OFFSET = ParamSpec(
     description="Start the seed's song at this section (0 = its intro); a track's metadata names "
                 "next_section_offset, so the same prompt and seed continue the song in the same key and tempo.")
 # Mix cost in units of one full-length FFT, measured with bench/bench_procedural.py (weights progress).
-MIX_COST = {"tape": 2.0, "spectra": 5.0, "room": 4.0, "side0": 3.0, "side1": 3.0, "glue": 3.0, "level": 12.0}
+MIX_COST = {"tape": 3.9, "spectra": 4.1, "room": 4.9, "side0": 1.5, "side1": 1.5, "glue": 3.9, "level": 5.7}
 
 
 class ProceduralBackend(Backend):
