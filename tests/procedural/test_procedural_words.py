@@ -43,6 +43,7 @@ def test_negations_undo_a_word():
     assert parse_prompt("not sad").minor is False and parse_prompt("sad").minor is True
     assert parse_prompt("no piano, jazz").keys != "piano"
     assert "no drums" in parse_prompt("lofi, no drums").understood
+    assert parse_prompt("not upbeat, without rain").understood == ("not upbeat", "without rain")
 
 
 def test_words_choose_instruments_and_the_second_instrument_plays_the_melody():

@@ -167,7 +167,7 @@ def parse_prompt(prompt: str) -> Choices:
     ignored: list[str] = []
     matches: list[tuple[Word, bool]] = []
     explicit_tempo: float | None = None
-    negate = False
+    negate: str | None = None  # the negation word just read ("no", "not", ...)
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -179,25 +179,25 @@ def parse_prompt(prompt: str) -> Choices:
             else:
                 ignored.append(" ".join(tokens[i:i + used]) + f" (tempo {TEMPO_LIMITS[0]:g}-{TEMPO_LIMITS[1]:g} bpm)")
             i += used
-            negate = False
+            negate = None
             continue
         if token in NEGATIONS:
-            negate = True
+            negate = token
             i += 1
             continue
         for size in range(min(LONGEST, len(tokens) - i), 0, -1):
             word = LEXICON.get(tuple(tokens[i:i + size]))
             if word is not None:
                 phrase = " ".join(tokens[i:i + size])
-                understood.append(("no " + phrase) if negate else phrase)
-                matches.append((word, negate))
+                understood.append(f"{negate} {phrase}" if negate else phrase)
+                matches.append((word, negate is not None))
                 i += size
                 break
         else:
             if token not in FILLER:
                 ignored.append(token)
             i += 1
-        negate = False
+        negate = None
     return _decide(matches, explicit_tempo, tuple(understood), tuple(ignored))
 
 
