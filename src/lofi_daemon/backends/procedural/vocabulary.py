@@ -238,7 +238,7 @@ def _decide(matches: list[tuple[Word, bool]], explicit_tempo: float | None,
     if keys in banned:
         keys = next(k for k in ("rhodes", "piano", "pad", "guitar") if k not in banned)
     lead = named[1] if len(named) > 1 else choices.lead
-    if lead in banned or lead == keys:
+    if lead in banned or (lead == keys and named):  # a genre may double its own sound (synthwave), a named one not
         lead = next((k for k in ("piano", "rhodes", "synth", "guitar") if k not in banned and k != keys), None)
     tempo = explicit_tempo if explicit_tempo is not None else min(max(g.tempo + shift, 56.0), 140.0)
     return replace(choices, keys=keys, lead=lead, tempo=tempo, tempo_explicit=explicit_tempo is not None)
