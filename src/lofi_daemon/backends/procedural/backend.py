@@ -213,11 +213,10 @@ class _Player:
             root = self.song.tonic + degree
             tones = harmony.chord_tones(quality, self.song.pool.colour)
             voicing = harmony.voice(root, tones)
-            nxt_root = root  # approach target; the next bar's chord is unknown here, the root will do
             if plan.levels["keys"] > 0:
                 self._keys(voicing, at, length, plan.levels["keys"], k)
             if plan.levels["bass"] > 0 and self.c.bass:
-                self._bass(root, tones, at, length, plan.levels["bass"], nxt_root)
+                self._bass(root, tones, at, length, plan.levels["bass"])
         if plan.levels["lead"] > 0 and self.c.lead:
             self._melody(plan, start_beat, bar_beats)
         if plan.levels["drums"] > 0 and self.song.feel is not None:
@@ -253,7 +252,7 @@ class _Player:
                 for note in voicing[1:4]:
                     self._note(self.keys, inst, note, at + r, length - r + 0.1, vel * 0.6)
 
-    def _bass(self, root: int, tones: tuple[int, ...], at: float, length: float, level: float, target: int) -> None:
+    def _bass(self, root: int, tones: tuple[int, ...], at: float, length: float, level: float) -> None:
         note = root
         while note > 45:
             note -= 12
