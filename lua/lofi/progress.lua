@@ -231,6 +231,20 @@ function M.job_update(job)
   })
 end
 
+--- " · understood: chill, rain · ignored: orchestral ·" for a backend that reads prompt words; "" otherwise.
+---@param r table the generation_complete payload
+---@return string
+function H.words(r)
+  if type(r.understood) ~= "table" then
+    return ""
+  end
+  local line = " · understood: " .. (#r.understood > 0 and table.concat(r.understood, ", ") or "nothing")
+  if type(r.ignored) == "table" and #r.ignored > 0 then
+    line = line .. " · ignored: " .. table.concat(r.ignored, ", ")
+  end
+  return line .. " ·"
+end
+
 --- A job reached its terminal state.
 ---@param job lofi.Job
 function M.job_done(job)
@@ -251,7 +265,7 @@ function M.job_done(job)
         errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), job.path and vim.fn.fnamemodify(job.path, ":~") or ""))
     elseif config.get().progress.notify then
       local took = type(r.generation_time_sec) == "number" and string.format(" in %.1f s", r.generation_time_sec) or ""
-      notify.info(string.format("♪ ready: %s (%s%s) %s", describe(job), errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), took, job.path and vim.fn.fnamemodify(job.path, ":~") or ""))
+      notify.info(string.format("♪ ready: %s (%s%s)%s %s", describe(job), errors.clock(tonumber(r.duration_sec) or job.duration_sec or 0), took, H.words(r), job.path and vim.fn.fnamemodify(job.path, ":~") or ""))
     end
   elseif job.state == "error" then
     -- A dead daemon is reported once by lofi.daemon, not once per track.

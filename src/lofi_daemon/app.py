@@ -177,9 +177,11 @@ class App:
                                     params=backend_params)
         key = cache_key(backend=name, model_version=backend.model_version, prompt=p.prompt, seed=seed,
                         duration_sec=request.duration_sec, fmt=fmt, params=backend_params)
+        words = _prompt_words(backend, p.prompt)
         cached = self.library.find_cached(key)
         if cached is not None:
-            result = {"track_id": cached.track_id, "status": "cached", "position": 0, "seed": seed, "backend": name}
+            result = {"track_id": cached.track_id, "status": "cached", "position": 0, "seed": seed, "backend": name,
+                      **words}
             # The reply goes out first; the completion follows on the next loop turn.
             asyncio.get_running_loop().call_soon(self._notify, "generation_complete",
                                                  _complete_payload(cached.track_id, cached.path, cached.meta))
@@ -188,11 +190,11 @@ class App:
         if running is not None:  # the same request from another client (or twice): one job, one file
             job, position = running
             return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
-                    "position": position, "seed": seed, "backend": name, "joined": True}
+                    "position": position, "seed": seed, "backend": name, "joined": True, **words}
         job = Job(track_id=self._new_id(), backend=name, request=request, fmt=fmt, cache_key=key)
         position = self.jobs.submit(job)
         return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
-                "position": position, "seed": seed, "backend": name}
+                "position": position, "seed": seed, "backend": name, **words}
 
     async def _radio_generate(self, request: dict[str, Any]) -> dict[str, Any]:
         """The radio's next track. While the remote generator is away (it failed in the last
@@ -466,6 +468,7 @@ class App:
             "cache_key": job.cache_key,
             "loopable": result.loopable,
             **{k: v for k, v in result.metadata.items() if k not in ("prompt", "seed", "backend")},
+            **(result.prompt_report or {}),  # understood / ignored words, where the backend reads words
         }
         track = self.library.save(job.track_id, data, job.fmt, meta, before_commit=job.cancel.commit)
         return _complete_payload(track.track_id, track.path, track.meta)
@@ -501,11 +504,18 @@ def _complete_payload(track_id: str, path: Any, meta: dict[str, Any]) -> dict[st
         "model_version": meta.get("model_version"),
         "seed": meta.get("seed"),
         "prompt": meta.get("prompt"),
+        **{k: meta[k] for k in ("understood", "ignored") if isinstance(meta.get(k), list)},
     }
 
 
 def _mb(value: int | None) -> str:
     return "?" if value is None else f"{value / 1e6:.0f}"
+
+
+def _prompt_words(backend: Any, prompt: str) -> dict[str, list[str]]:
+    """``{understood, ignored}`` from a backend that reads prompt words (procedural); else empty."""
+    read = getattr(backend, "read_prompt", None)
+    return read(prompt) if callable(read) else {}
 
 
 def _setup_hint(name: str, backend: Any, tail: str) -> str:

@@ -120,8 +120,16 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
         path = out
     print(f"{payload['duration_sec']:.2f} s at {payload['sample_rate']} Hz in {payload['generation_time_sec']:.1f} s",
           file=sys.stderr)
+    if "understood" in payload:  # backends that read prompt words say which ones they used
+        print(_words_line(payload), file=sys.stderr)
     print(path)
     return 0
+
+
+def _words_line(payload: dict[str, Any]) -> str:
+    """``understood: chill, rain · ignored: orchestral``"""
+    line = "understood: " + (", ".join(payload.get("understood") or []) or "nothing")
+    return line + (" · ignored: " + ", ".join(payload["ignored"]) if payload.get("ignored") else "")
 
 
 async def _follow(notes: "asyncio.Queue[tuple[str, dict[str, Any]]]", track_id: str,

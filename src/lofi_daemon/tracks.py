@@ -98,6 +98,8 @@ class Sidecar(BaseModel):
     created_at: Number = 0.0
     params: dict[str, Scalar] = {}
     loopable: bool = False  # made to loop (edges not faded): playback wraps on the last sample
+    understood: Optional[list[str]] = None  # prompt words the backend used (procedural)
+    ignored: Optional[list[str]] = None  # and the ones it could not use
 
     @model_validator(mode="after")
     def _file_is_the_tracks_own(self) -> "Sidecar":

@@ -97,7 +97,7 @@ def test_an_unknown_option_is_named_in_the_users_words_with_the_backend(nvim):
     nvim.cmd("LofiGenerate rain 5s steps=40")
     nvim.wait("return #T.messages(vim.log.levels.ERROR) > 0", 15, "an error message")
     (error,) = nvim.messages(4)
-    assert error == "lofi: steps= (inference_steps) is not a parameter of procedural. procedural takes no parameters."
+    assert error == "lofi: steps= (inference_steps) is not a parameter of procedural. procedural takes section_offset."
     assert nvim.lua("return #require('lofi.jobs').active()") == 0
 
 

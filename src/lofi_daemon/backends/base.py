@@ -124,6 +124,9 @@ class GeneratedAudio:
     # Made to loop: the last sample flows into the first, so no edge fades (they would dip
     # at every pass) and playback wraps on the exact last sample.
     loopable: bool = False
+    # Which prompt words the backend understood and which it ignored ({"understood": [...],
+    # "ignored": [...]}), for backends that read words rather than embed the whole prompt.
+    prompt_report: dict[str, list[str]] | None = None
 
 
 class Progress(Protocol):

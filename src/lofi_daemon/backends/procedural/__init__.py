@@ -1,0 +1,13 @@
+"""The embedded default backend: seeded lofi in numpy, no weights, no download.
+
+One concern per module: ``vocabulary`` (prompt words -> choices), ``tempo`` (a grid that
+loops), ``harmony`` (progressions, voicings), ``form`` (sections, phrases), ``melody``
+(motifs), ``groove`` (drum patterns), ``kit`` (drum sounds), ``instruments`` (synthesis
+models), ``mix`` (tape, buses, loudness), ``backend`` (the steps in order).
+docs/procedural.md describes the model of the music.
+"""
+
+from .backend import MODEL_VERSION, SAMPLE_RATE, ProceduralBackend, render
+from .vocabulary import Choices, describe_report, parse_prompt
+
+__all__ = ["MODEL_VERSION", "SAMPLE_RATE", "Choices", "ProceduralBackend", "describe_report", "parse_prompt", "render"]
