@@ -8,6 +8,7 @@ backend, hand to jobs, answer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import secrets
@@ -17,13 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from . import PROTOCOL_VERSION, __version__, audio
-from .backends.base import GenerationRequest
+from .backends.base import Continuation, GenerationRequest
 from .backends.registry import BackendRegistry
 from .device import empty_cache
 from .encoder import encode_isolated
 from .cancel import CancelToken
 from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
-                     JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
+                     InvalidParams, JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
 from .jobs import Job, JobProgress, JobQueue
 from .models.store import ModelStore
 from .playback.methods import PlaybackService
@@ -61,7 +62,7 @@ class App:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
         self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
         self.playback.bind(submit=lambda request: self.generate(P.parse(P.GenerateParams, request)),
-                           cancel=self.jobs.cancel)
+                           cancel=self.jobs.cancel, capabilities=self._capabilities_of)
         self._downloads: dict[str, tuple[threading.Thread, CancelToken]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -69,6 +70,11 @@ class App:
         # Set by the transport: how clients reach this daemon (daemon_info reports it).
         self.transport_info: Callable[[], dict[str, Any]] = lambda: {"transport": "in-process", "clients": 1}
         self._started = time.time()
+
+    def _capabilities_of(self, backend: str | None) -> tuple[str, Any]:
+        """(canonical name, capabilities) of ``backend`` or the default (the radio asks)."""
+        name = self.registry.canonical(backend or self.registry.default)
+        return name, self.registry.get(name).capabilities()
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -137,10 +143,12 @@ class App:
         # Random seeds stay below 2^32 like the official ACE-Step code (and exact in Lua numbers).
         seed = p.seed if p.seed is not None else secrets.randbelow(2**32)
         fmt = p.format or self.settings.prefs.output_format
+        continuation = self._continuation(p.continue_from, name, caps.continues_audio)
         request = GenerationRequest(prompt=p.prompt, duration_sec=float(p.duration_sec), seed=seed,
-                                    params=backend_params)
+                                    params=backend_params, continue_from=continuation)
+        keyed = backend_params if continuation is None else {**backend_params, "continue_from": continuation.track_id}
         key = cache_key(backend=name, model_version=backend.model_version, prompt=p.prompt, seed=seed,
-                        duration_sec=request.duration_sec, fmt=fmt, params=backend_params)
+                        duration_sec=request.duration_sec, fmt=fmt, params=keyed)
         cached = self.library.find_cached(key)
         if cached is not None:
             result = {"track_id": cached.track_id, "status": "cached", "position": 0, "seed": seed, "backend": name}
@@ -157,6 +165,19 @@ class App:
         position = self.jobs.submit(job)
         return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
                 "position": position, "seed": seed, "backend": name}
+
+    def _continuation(self, track_id: str | None, backend: str, can_continue: bool) -> Continuation | None:
+        """``continue_from``: only for backends that declare it, and only a track we have."""
+        if track_id is None:
+            return None
+        if not can_continue:
+            raise InvalidParams(f"backend {backend} cannot continue audio (continue_from)", field="continue_from",
+                                backend=backend, hint="Leave continue_from out, or use a backend that continues audio.")
+        track = self.library.get(track_id)  # TRACK_NOT_FOUND
+        if not track.path.is_file():
+            raise TrackNotFound(f"the audio file of {track_id} is missing", track_id=track_id,
+                                hint="Continue another track, or leave continue_from out.")
+        return Continuation(track_id=track.track_id, path=str(track.path))
 
     async def cancel(self, p: P.TrackParams) -> dict[str, bool]:
         try:
@@ -283,12 +304,21 @@ class App:
         started = time.perf_counter()
         backend = self.registry.ensure_loaded(job.backend, self.settings.device_plan)
         job.cancel.check()
+        # Someone plays this track as it decodes (playback/live.py): the backend hands over windows.
+        live = self.playback.live_windows(job.track_id) if backend.capabilities().decodes_in_windows else None
+        request = job.request if live is None else dataclasses.replace(job.request, windows=live)
         try:
-            result = backend.generate(job.request, progress, job.cancel)
+            result = backend.generate(request, progress, job.cancel)
+            if live is not None:
+                live.close()
         except LofiError:
+            if live is not None:
+                live.abort()
             empty_cache()  # a cancelled job's activations go back before the next job starts
             raise
         except Exception as exc:
+            if live is not None:
+                live.abort()
             empty_cache()
             raise ModelInferenceFailed(f"{job.backend} failed: {type(exc).__name__}: {exc}",
                                        hint="Retry with another seed; see the daemon log if it repeats.") from exc
