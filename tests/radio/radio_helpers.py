@@ -14,10 +14,12 @@ from playback_helpers import playback, wait_until
 HERE = Path(__file__).resolve().parent
 
 
-def start_stand_in(cache_dir: Path, sink: str, *, pace_sec: float, caps: str = "continue,windows") -> Daemon:
+def start_stand_in(cache_dir: Path, sink: str, *, pace_sec: float, caps: str = "continue,windows",
+                   decode_share: float = 0.2) -> Daemon:
     env = {**os.environ, "LOFI_CACHE_DIR": str(cache_dir), "LOFI_CONFIG_DIR": str(Path(cache_dir) / "config"),
            "PYTHONUNBUFFERED": "1", "LOFI_PLAYER_SINK": sink, "LOFI_PLAYBACK": "local",
            "LOFI_TEST_GENERATION_SEC": str(pace_sec), "LOFI_TEST_STAND_IN_CAPS": caps,
+           "LOFI_TEST_DECODE_SHARE": str(decode_share),
            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([sys.executable, str(HERE / "stand_in_daemon.py")], stdin=subprocess.PIPE,

@@ -1,7 +1,7 @@
 """A stand-in for a big model on a CPU, registered by dotted path (``stand_in:PacedBackend``).
 
 It really takes its time: ``LOFI_TEST_GENERATION_SEC`` (default 60) of wall time per track,
-80 % as 40 cancellable "diffusion" steps, 20 % as a "decode" in 2 s windows, each window
+80 % as 40 cancellable "diffusion" steps, 20 % (``LOFI_TEST_DECODE_SHARE``) as a "decode" in 2 s windows, each window
 handed to ``request.windows`` when it is done (as ACE-Step / SA3 decoders would). The audio is
 the procedural backend's for the same prompt and seed, so it is music and deterministic.
 
@@ -46,6 +46,7 @@ class PacedBackend(Backend):
 
     def __init__(self, settings: object = None, store: object = None) -> None:
         self.pace = float(os.environ.get("LOFI_TEST_GENERATION_SEC", "60"))
+        self.decode_share = float(os.environ.get("LOFI_TEST_DECODE_SHARE", "0.2"))
         caps = os.environ.get("LOFI_TEST_STAND_IN_CAPS", "continue,windows").split(",")
         self._continues, self._windows = "continue" in caps, "windows" in caps
 
@@ -88,17 +89,18 @@ class PacedBackend(Backend):
             meta = {"continues": request.continue_from.track_id, "join_frame": keep}
         else:
             samples = self._music(request, request.duration_sec)
-        progress.plan([("diffusion", 0.8 * self.pace), ("decode", 0.2 * self.pace)])
+        diffusion, decode = (1 - self.decode_share) * self.pace, self.decode_share * self.pace
+        progress.plan([("diffusion", diffusion), ("decode", decode)])
         for step in range(STEPS):
             cancel.check(step, STEPS)
-            self._wait_until(started + 0.8 * self.pace * (step + 1) / STEPS, cancel)
+            self._wait_until(started + diffusion * (step + 1) / STEPS, cancel)
             progress.update("diffusion", step + 1, STEPS)
         win = int(WINDOW_SEC * RATE)
         windows = list(range(0, samples.shape[1], win))
         decode_started = time.monotonic()
         for i, start in enumerate(windows):
             cancel.check(STEPS, STEPS)
-            self._wait_until(decode_started + 0.2 * self.pace * (i + 1) / len(windows), cancel)
+            self._wait_until(decode_started + decode * (i + 1) / len(windows), cancel)
             if request.windows is not None:
                 request.windows.window(samples[:, start:start + win], RATE)
             progress.update("decode", i + 1, len(windows))

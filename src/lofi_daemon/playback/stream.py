@@ -13,7 +13,8 @@ Three things use it:
   while the next ones are rendered), looping its last section once it is complete;
 - **play while decoding**: a backend that decodes in windows hands each window over as it
   is decoded; if decode falls behind the playhead the voice goes silent, says ``buffering``,
-  and plays on once ``prebuffer`` frames are ahead again (or the stream is complete);
+  and plays on once ``prebuffer`` frames are ahead again (or the stream is complete), the
+  wait doubling at each dry spell (a slow decode gives a few long waits, not a stutter);
 - **flow**: a continuation (a next track that begins with the last seconds of the one
   playing) is chained on as a new segment and joined where it begins: the playing segment
   plays to its very end and the next one goes on from its ``start`` frame, no crossfade.
@@ -36,6 +37,7 @@ from .mixer import CHANNELS, RATE, SEAM_SEC
 
 NEVER = 1 << 40  # "no end in sight" for the mixer: a stream being written, or one with a successor
 DEFAULT_PREBUFFER_SEC = 1.0
+MAX_PREBUFFER_FRAMES = 30 * RATE
 MAX_STREAM_FRAMES = 900 * RATE  # as MAX_TRACK_SEC for files: a runaway stream is cut there
 
 
@@ -141,6 +143,7 @@ class StreamVoice:
         self._p = segment.start
         self._in_xhead = False
         self.buffering = False
+        self.dry_spells = 0
         self.silent_frames = 0  # frames written as silence while buffering (bench/tests read it)
         self.handover_left: int | None = None  # frames until the mixer should crossfade away
         self._handover_lead = 0
@@ -277,8 +280,15 @@ class StreamVoice:
                     out[written:written + take] = buf.data[self._p:self._p + take]
             else:
                 if self._p >= available:
+                    # Decode is behind the playhead: wait, and wait longer each time, so a decode
+                    # slower than real time gives a few long pauses, never a stutter.
+                    if self._p > seg.start:  # (waiting for the very first chunk is no dry spell)
+                        if self.dry_spells:
+                            self.prebuffer = min(2 * self.prebuffer, MAX_PREBUFFER_FRAMES)
+                        self.dry_spells += 1
                     self.buffering = True
-                    self._event("buffering", track_id=seg.track_id, position_sec=round(self._p / RATE, 3))
+                    self._event("buffering", track_id=seg.track_id, position_sec=round(self._p / RATE, 3),
+                                wait_sec=round(self.prebuffer / RATE, 3))
                     continue
                 take = min(count - written, available - self._p)
                 out[written:written + take] = buf.data[self._p:self._p + take]
