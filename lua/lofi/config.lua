@@ -43,6 +43,14 @@ M.defaults = {
     radio_prompt = "lofi hip hop, jazzy piano, vinyl crackle", -- :LofiRadio with no prompt, nothing played yet
     crossfade_sec = 4, -- the radio's crossfade between tracks (0.1 to 30)
   },
+  -- :LofiRadio (docs/radio.md).
+  radio = {
+    -- While the first track is made: "auto" (the nearest library track, else procedural music
+    -- rendered as it plays), "library", "procedural", or "none".
+    bridge = "auto",
+    -- "flow" (each track continues the last; backends that can), "shuffle"; nil: flow where it can.
+    mode = nil,
+  },
   progress = {
     icon = "♪",
     fidget = true, -- use fidget.nvim when it is installed
@@ -137,6 +145,10 @@ H.schema = {
     sink = optional(H.check("a non-empty string", function(v) return type(v) == "string" and v ~= "" end)),
     radio_prompt = H.check("a non-empty string", function(v) return type(v) == "string" and vim.trim(v) ~= "" end),
     crossfade_sec = H.check("a number from 0.1 to 30", function(v) return type(v) == "number" and v >= 0.1 and v <= 30 end),
+  },
+  radio = {
+    bridge = one_of({ "auto", "library", "procedural", "none" }),
+    mode = optional(one_of({ "flow", "shuffle" })),
   },
   progress = {
     icon = H.check("a string", function(v) return type(v) == "string" end),

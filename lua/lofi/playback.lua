@@ -146,7 +146,10 @@ function M.statusline()
   end
   local text = string.format("%s%s%s %s/%s", icon ~= "" and (icon .. " ") or "", s.state == "paused" and "⏸ " or "",
     prompt, errors.clock(s.position_sec), errors.clock(tonumber(s.duration_sec) or 0))
-  if type(s.next) == "table" and tonumber(s.next.percent) and s.next.percent < 100 then
+  if type(s.next) == "table" and type(s.radio_bridge) == "table" and tonumber(s.next.eta_sec) then
+    -- A bridge plays while the radio's first track is made: say when it is due.
+    text = text .. string.format(" · AI in ~%s", errors.clock(s.next.eta_sec))
+  elseif type(s.next) == "table" and tonumber(s.next.percent) and s.next.percent < 100 then
     text = text .. string.format(" · next %d%%", math.floor(s.next.percent))
   end
   return text
@@ -215,11 +218,23 @@ function M.radio_toggle(prompt, cb)
   if (prompt == nil or prompt == "") and H.state and H.state.radio then
     return H.request("radio_stop", nil, cb)
   end
+  if prompt ~= nil and prompt ~= "" and H.state and H.state.radio then
+    -- A new mood while it plays: the next track uses it (radio_set_prompt, docs/radio.md).
+    return H.request("radio_set_prompt", { prompt = prompt }, function(err, result)
+      if not err then
+        notify.info("radio: next " .. prompt)
+      end
+      if cb then
+        cb(err, result)
+      end
+    end)
+  end
   if prompt == nil or prompt == "" then
     prompt = H.state and H.state.prompt or config.get().player.radio_prompt
   end
   local params = H.with_sink({ prompt = prompt, duration_sec = config.get().generate.duration_sec,
-    crossfade_sec = config.get().player.crossfade_sec })
+    crossfade_sec = config.get().player.crossfade_sec, bridge = config.get().radio.bridge,
+    mode = config.get().radio.mode })
   if config.get().generate.backend then
     params.backend = config.get().generate.backend
   end
