@@ -149,9 +149,13 @@ class App:
         keyed = backend_params if continuation is None else {**backend_params, "continue_from": continuation.track_id}
         key = cache_key(backend=name, model_version=backend.model_version, prompt=p.prompt, seed=seed,
                         duration_sec=request.duration_sec, fmt=fmt, params=keyed)
+        if p.play:
+            self.playback.check_can_play()  # a remote daemon refuses before any work
         cached = self.library.find_cached(key)
         if cached is not None:
             result = {"track_id": cached.track_id, "status": "cached", "position": 0, "seed": seed, "backend": name}
+            if p.play:  # (the completion below plays it)
+                self.playback.autoplay(cached.track_id)
             # The reply goes out first; the completion follows on the next loop turn.
             asyncio.get_running_loop().call_soon(self._notify, "generation_complete",
                                                  _complete_payload(cached.track_id, cached.path, cached.meta))
@@ -159,10 +163,14 @@ class App:
         running = self.jobs.find_by_cache_key(key)
         if running is not None:  # the same request from another client (or twice): one job, one file
             job, position = running
+            if p.play:
+                self.playback.autoplay(job.track_id)
             return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
                     "position": position, "seed": seed, "backend": name, "joined": True}
         job = Job(track_id=self._new_id(), backend=name, request=request, fmt=fmt, cache_key=key)
         position = self.jobs.submit(job)
+        if p.play:
+            self.playback.autoplay(job.track_id)
         return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
                 "position": position, "seed": seed, "backend": name}
 
@@ -305,7 +313,8 @@ class App:
         backend = self.registry.ensure_loaded(job.backend, self.settings.device_plan)
         job.cancel.check()
         # Someone plays this track as it decodes (playback/live.py): the backend hands over windows.
-        live = self.playback.live_windows(job.track_id) if backend.capabilities().decodes_in_windows else None
+        windowed = backend.capabilities().decodes_in_windows
+        live = self.playback.live_windows(job.track_id, job.request.prompt) if windowed else None
         request = job.request if live is None else dataclasses.replace(job.request, windows=live)
         try:
             result = backend.generate(request, progress, job.cancel)

@@ -143,3 +143,25 @@ def test_set_prompt_needs_a_running_radio_and_flow_needs_a_backend_that_continue
         assert flow["data"]["field"] == "mode" and "cannot continue" in flow["message"]
         cont = d.call("generate", prompt="rain", duration_sec=8, backend="paced", continue_from="t000000000000")
         assert cont["error"]["data"]["field"] == "continue_from"
+
+
+def test_generate_with_play_starts_while_it_decodes_and_a_cached_one_plays_at_once(cache_dir, tmp_path):
+    cap = tmp_path / "out.f32"
+    with start_stand_in(cache_dir, f"capture {cap} 1", pace_sec=4, decode_share=0.5) as d:
+        reply = d.call("generate", prompt="night drive synths", duration_sec=10, seed=3, backend="paced",
+                       play=True)["result"]
+        track_id = reply["track_id"]
+        done = d.wait_terminal(track_id, 60)
+        heard = message_index(d, lambda m: m.get("method") == "playback_state"
+                              and m["params"]["track_id"] == track_id and m["params"]["state"] == "playing")
+        finished = message_index(d, lambda m: m.get("method") == "generation_complete")
+        assert heard < finished  # it was playing before its file existed
+        d.call("stop")
+        wait_until(lambda: playback(d)["state"] == "stopped", 10, "stopped")
+        again = d.call("generate", prompt="night drive synths", duration_sec=10, seed=3, backend="paced",
+                       play=True)["result"]
+        assert again["status"] == "cached" and again["track_id"] == track_id
+        wait_until(lambda: (s := playback(d))["state"] == "playing" and s["track_id"] == track_id, 10,
+                   "the cached track playing")
+        d.call("stop")
+    assert done["method"] == "generation_complete"

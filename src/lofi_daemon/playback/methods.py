@@ -60,6 +60,7 @@ class PlaybackService:
         self._capabilities: Callable[[str | None], tuple[str, Any]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bridge: ProceduralBridge | None = None
+        self._autoplay: dict[str, str] = {}  # generate(play=true): track id -> "waiting" | "streaming"
         self.radio = Radio(self.engine, submit=self._generate, cancel=lambda tid: self._cancel and self._cancel(tid),
                            play=self._radio_play, start_bridge=self._start_bridge, stop_bridge=self._stop_bridge,
                            notify_error=lambda payload: self._notify("playback_error", payload))
@@ -75,6 +76,7 @@ class PlaybackService:
                 if method == "generation_started" and not self._remote:
                     self.engine.prewarm()  # a track is coming: the first play should not wait for the worker
                 self.radio.on_job_event(method, params)
+                self._on_autoplay_event(method, params)
         return observed
 
     def bind(self, *, submit: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
@@ -84,10 +86,41 @@ class PlaybackService:
         may ask of a backend (continue audio) and whether it needs a bridge."""
         self._submit, self._cancel, self._capabilities = submit, cancel, capabilities
 
-    def live_windows(self, track_id: str) -> LiveWindows | None:
+    def autoplay(self, track_id: str) -> None:
+        """``generate`` with ``play``: play the track as soon as it can be heard — while it
+        decodes (backends that decode in windows), else when it is done. The radio, when on,
+        steps aside as for ``play``."""
+        self._refuse_remote()
+        self._loop = asyncio.get_running_loop()
+        if self.radio.active:
+            self.radio.stop()
+        self._autoplay[track_id] = "waiting"
+
+    def _on_autoplay_event(self, method: str, params: dict[str, Any]) -> None:
+        track_id = params.get("track_id")
+        how = self._autoplay.get(track_id or "")
+        if how is None or method not in ("generation_complete", "generation_error", "generation_cancelled"):
+            return
+        del self._autoplay[track_id]
+        if method == "generation_complete" and how != "streaming" and not self.radio.active:
+            track = self._library.get(track_id)
+            self._play_command("play", track.track_id, track.path, track.meta)
+        elif method != "generation_complete" and how == "streaming":
+            self.engine.send({"cmd": "stop"})  # (live.py aborted the stream; this ends its fade too)
+
+    def live_windows(self, track_id: str, prompt: str | None = None) -> LiveWindows | None:
         """For the job thread: where a windowed decode of ``track_id`` goes, should it be played
         while it decodes (asked again at every window, on the loop)."""
         loop = self._loop
+        if loop is not None and track_id in self._autoplay and not self._remote:
+            def started() -> None:
+                if track_id in self._autoplay:
+                    self._autoplay[track_id] = "streaming"
+            info = {"prompt": prompt, "backend": None}
+            self.engine.tracks[track_id] = info
+            return LiveWindows(track_id, self.engine.send, loop, info=info,
+                               wanted=lambda: track_id in self._autoplay and not self.radio.active,
+                               expected_frames=0, on_start=started)
         if loop is None or self._remote or not self.radio.active:
             return None
         info = {"prompt": self.radio.pending_prompt, "backend": None}
@@ -118,6 +151,9 @@ class PlaybackService:
         await self.engine.close()
 
     # ----- helpers -----------------------------------------------------------------------------
+    def check_can_play(self) -> None:
+        self._refuse_remote()
+
     def _refuse_remote(self) -> None:
         if self._remote:
             raise PlaybackFailed(self._remote, remote=True,

@@ -34,6 +34,8 @@ class GenerateParams(Params):
     format: Literal["wav", "flac", "ogg"] | None = None
     # A library track to continue (backends that declare continues_audio; the radio's flow).
     continue_from: str | None = Field(default=None, min_length=1, max_length=128)
+    # Play it as soon as it can be heard (while it decodes, where the backend decodes in windows).
+    play: bool = False
 
     @field_validator("prompt")
     @classmethod
