@@ -5,8 +5,10 @@ procedural backend's music in sections of whole bars at the prompt's tempo (same
 key and progression) and streams each one to the worker as soon as it is rendered (stream.py),
 so the first sound comes after the first short section, not after the whole piece:
 
-    section 0: the fewest bars that make 5 s   (about 0.2 s to render: the first sound)
-    section 1: 8 bars, section 2: 16 bars      (rendered while the ones before play)
+    section 0: the fewest bars that make 3 s   (0.1-0.5 s to render: the first sound)
+    then 2, 4, 8 and 16 bars                     (each rendered while the ones before play:
+                                               a section renders in a fifth of its length
+                                               or less, even on two busy cores)
 
 Each section is whole bars of a loop-closed piece, so the sound ringing past its end is its own
 head: the join into the next section is a short crossfade from that head into the next head,
@@ -35,8 +37,8 @@ from .stream import encode_chunk
 
 log = logging.getLogger(__name__)
 
-SECTION_BARS = (8, 16)  # after the first, short section
-FIRST_SECTION_MIN_SEC = 5.0  # the procedural backend's shortest track
+SECTION_BARS = (2, 4, 8, 16)  # after the first, short one: each renders while the ones before play
+FIRST_SECTION_MIN_SEC = 3.0  # short: the first sound waits for its rendering
 JOIN_SEC = 0.05
 CHUNK_FRAMES = RATE // 2
 PROCEDURAL = "lofi_daemon.backends.procedural"
