@@ -26,6 +26,7 @@ local commands = {
   LofiTracks = { run = "tracks", nargs = 0, desc = "Pick a track: play, regenerate, delete" },
   LofiInstall = { run = "install", complete = "complete_install", nargs = "*", desc = "Install the daemon into the plugin's venv: [models]" },
   LofiLog = { run = "log", nargs = 0, desc = "Open the daemon log" },
+  LofiUnload = { run = "unload", nargs = 0, desc = "Free the model's memory now (after the running job)" },
 }
 
 for name, spec in pairs(commands) do

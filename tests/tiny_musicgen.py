@@ -27,9 +27,11 @@ TOKENIZER_FILES = ("special_tokens_map.json", "spiece.model", "tokenizer.json", 
 CODEBOOK_SIZE = 2048  # as in the real checkpoints: token ids 0..2047, 2048 is the pad/start id
 
 
-def tiny_config(*, stereo: bool = False) -> MusicgenConfig:
+def tiny_config(*, stereo: bool = False, text_vocab_size: int = 200) -> MusicgenConfig:
+    """``text_vocab_size`` above the tokenizer's 200 pieces adds embedding rows no prompt
+    reaches: weight bytes that cost no compute (the memory tests want a model RSS can see)."""
     text = T5Config(
-        vocab_size=200,  # the shared tiny SentencePiece tokenizer has 200 pieces
+        vocab_size=text_vocab_size,  # the shared tiny SentencePiece tokenizer has 200 pieces
         d_model=32,
         d_kv=8,
         d_ff=64,
@@ -65,17 +67,22 @@ def tiny_config(*, stereo: bool = False) -> MusicgenConfig:
     return MusicgenConfig(text_encoder=text, audio_encoder=codec, decoder=decoder)
 
 
-def build_tiny_musicgen(out_dir: Path, tokenizer_dir: Path, *, stereo: bool = False, seed: int = 0) -> Path:
+def build_tiny_musicgen(out_dir: Path, tokenizer_dir: Path, *, stereo: bool = False, seed: int = 0,
+                        text_vocab_size: int = 200) -> Path:
     """Write a tiny random MusicGen checkpoint into ``out_dir`` and return it."""
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
-    model = MusicgenForConditionalGeneration(tiny_config(stereo=stereo)).eval()
+    model = MusicgenForConditionalGeneration(tiny_config(stereo=stereo, text_vocab_size=text_vocab_size)).eval()
     # EnCodec codebooks initialise to zeros, which would decode every token to the same
     # vector; random codebooks make the audio depend on the sampled tokens.
     with torch.no_grad():
         for layer in model.audio_encoder.quantizer.layers:
             layer.codebook.embed.normal_()
             layer.codebook.embed_avg.copy_(layer.codebook.embed)
+    if text_vocab_size > 200:
+        # Stored in float16, so loading (in float32) writes every row into RAM, as using a real
+        # model touches all its weights; float32 rows would stay unread pages of a file mapping.
+        model.text_encoder.half()
     gen = model.generation_config
     gen.decoder_start_token_id = CODEBOOK_SIZE
     gen.pad_token_id = CODEBOOK_SIZE

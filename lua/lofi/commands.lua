@@ -380,9 +380,17 @@ function M.status()
     if playing then
       lines[#lines + 1] = "  " .. playing.state .. " " .. (playing.prompt or playing.track_id) .. (playing.radio and " (radio)" or "")
     end
+    local memory = require("lofi.memory").summary(s.memory)
+    if memory then
+      lines[#lines + 1] = "  memory: " .. memory
+    end
     -- Several lines: a float, not a message that waits for ENTER.
     require("lofi.view").show("lofi status", lines)
   end)
+end
+
+function M.unload()
+  require("lofi.memory").unload()
 end
 
 -- Playback goes through the daemon's player (lua/lofi/playback.lua).

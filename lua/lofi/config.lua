@@ -13,6 +13,12 @@ M.defaults = {
   daemon_cmd = nil,
   -- Extra environment for the daemon, e.g. { LOFI_DEVICE = "cpu" }.
   daemon_env = {},
+  -- Remote generator (docs/remote.md): the local daemon keeps the library and plays, and sends
+  -- generation to this command, e.g. { "ssh", "gpu-box", "lofi-daemon", "--stdio" } (a list,
+  -- run without a shell). Passed to the daemon as LOFI_GENERATOR.
+  generator = nil,
+  -- Backends whose jobs go to the generator; nil: every backend but procedural.
+  generator_backends = nil,
   -- Where the daemon's stderr goes. nil: stdpath("log") .. "/lofi-daemon.log".
   log_file = nil,
   -- How long a request may wait for its answer.
@@ -25,6 +31,10 @@ M.defaults = {
     socket = true, -- false: a private daemon per Neovim over stdio, as with daemon_cmd
     socket_path = nil, -- nil: $XDG_RUNTIME_DIR/lofi.nvim/daemon.sock (see :help lofi-daemon)
     idle_exit_sec = 30, -- the daemon exits this long after its last client left (0: at once)
+  },
+  -- The model in memory (passed to a daemon this Neovim starts; see :help lofi-memory).
+  model = {
+    idle_unload_sec = 300, -- unload the model this long after it was last needed (0: never)
   },
   -- Defaults for :LofiGenerate and generate().
   generate = {
@@ -112,6 +122,8 @@ end
 -- One validator per leaf, by dotted path; a table here marks a section.
 H.schema = {
   daemon_cmd = optional(H.check("a non-empty list of strings", H.is_list_of_strings)),
+  generator = optional(H.check("a non-empty list of strings", H.is_list_of_strings)),
+  generator_backends = optional(H.check("a list of backend names", function(v) return H.is_list_of_strings(v, true) end)),
   daemon_env = H.check("a table of string values", function(v)
     if type(v) ~= "table" then
       return false
@@ -130,6 +142,9 @@ H.schema = {
     socket = boolean,
     socket_path = optional(string_),
     idle_exit_sec = number_at_least(0),
+  },
+  model = {
+    idle_unload_sec = number_at_least(0),
   },
   generate = {
     duration_sec = H.check("a number from 5 to 240", function(v)
@@ -224,7 +239,7 @@ end
 function H.merge(opts)
   local merged = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts)
   -- Lists replace, they do not merge index by index.
-  for _, path in ipairs({ { "daemon_cmd" }, { "install", "extras" } }) do
+  for _, path in ipairs({ { "daemon_cmd" }, { "generator" }, { "generator_backends" }, { "install", "extras" } }) do
     local value = vim.tbl_get(opts, unpack(path))
     if value ~= nil then
       local parent = merged
@@ -252,7 +267,18 @@ function M.build(opts)
   if #after > 0 then
     error(H.message(after), 0)
   end
+  H.pass_generator(merged)
   return merged
+end
+
+-- The daemon learns of the generator from its environment (daemon_env set by hand wins).
+function H.pass_generator(cfg)
+  if cfg.generator and cfg.daemon_env.LOFI_GENERATOR == nil then
+    cfg.daemon_env.LOFI_GENERATOR = vim.json.encode(cfg.generator)
+  end
+  if cfg.generator_backends and cfg.daemon_env.LOFI_GENERATOR_BACKENDS == nil then
+    cfg.daemon_env.LOFI_GENERATOR_BACKENDS = table.concat(cfg.generator_backends, ",")
+  end
 end
 
 --- `opts` without the fields named by `problems` (what setup() can still apply).

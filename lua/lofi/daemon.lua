@@ -173,6 +173,7 @@ function H.open_log()
     vim.uv.fs_rename(path, path .. ".1")
   end
   H.log = io.open(path, "a")
+  vim.uv.fs_chmod(path, 384) -- 0600: the daemon's stderr holds prompts and paths (docs/reliability.md)
 end
 
 function H.log_line(text)
@@ -304,6 +305,7 @@ function H.start_stdio(serial, resolved)
   for k, v in pairs(config.get().daemon_env) do
     env[k] = tostring(v)
   end
+  require("lofi.memory").daemon_env(env, config.get())
   local ok, proc = pcall(vim.system, resolved.cmd, {
     stdin = true,
     env = next(env) and env or nil,
@@ -457,12 +459,14 @@ function H.spawn(serial, conn)
   for k, v in pairs(cfg.daemon_env) do
     env[k] = tostring(v)
   end
+  require("lofi.memory").daemon_env(env, cfg)
   local env_list = {}
   for k, v in pairs(env) do
     env_list[#env_list + 1] = k .. "=" .. v
   end
   local null = vim.uv.fs_open("/dev/null", "r+", 0)
-  local logfd = vim.uv.fs_open(M.log_file(), "a", 420)
+  local logfd = vim.uv.fs_open(M.log_file(), "a", 384) -- 0600, as the daemon's own log
+  vim.uv.fs_chmod(M.log_file(), 384)
   local handle, pid_or_err
   handle, pid_or_err = vim.uv.spawn(cmd[1], {
     args = vim.list_slice(cmd, 2),

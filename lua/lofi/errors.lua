@@ -24,7 +24,10 @@ M.codes = {
   CANCELLED = -32011,
   DOWNLOAD_FAILED = -32012,
   STORAGE_ERROR = -32013,
+  RESOURCE_EXHAUSTED = -32014,
   PLAYBACK_FAILED = -32020,
+  TRACK_DAMAGED = -32021,
+  REMOTE_UNAVAILABLE = -32030,
 }
 
 -- How loudly each code is shown: "error" | "warn" | "info" (same words as errors.py).
@@ -47,7 +50,10 @@ M.levels = {
   CANCELLED = "info",
   DOWNLOAD_FAILED = "error",
   STORAGE_ERROR = "error",
+  RESOURCE_EXHAUSTED = "error",
   PLAYBACK_FAILED = "warn",
+  TRACK_DAMAGED = "warn",
+  REMOTE_UNAVAILABLE = "error",
 }
 
 -- Client-side failures: level and the hint shown when the caller gives none.

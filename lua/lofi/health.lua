@@ -244,6 +244,7 @@ function H.check_daemon(h)
       { "Run :LofiInstall to update the daemon." })
   end
   H.check_transport(h)
+  require("lofi.memory").health(h, (H.call("daemon_info", 5000)))
 
   h.start("lofi.nvim: backends")
   local result, backends_err = H.call("get_backends", 30000)
@@ -288,6 +289,41 @@ function H.check_transport(h)
     tostring(info.idle_exit_sec)))
 end
 
+-- The remote generator (docs/remote.md): asking connects to it, as ssh may take a while.
+function H.check_remote(h)
+  local cfg = require("lofi.config").get()
+  local status, err = H.call("remote_status", 70000)
+  if not status then
+    if cfg.generator then
+      h.warn("generator: the daemon did not answer remote_status: " .. require("lofi.errors").format(err))
+    end
+    return
+  end
+  if not status.configured then
+    if cfg.generator then
+      h.warn("generator is set, but the running daemon was started without it",
+        { "A shared daemon keeps the environment it started with: stop it with :lua require('lofi.daemon').stop({ force = true }), and the next request starts it again." })
+    end
+    return
+  end
+  h.start("lofi.nvim: remote generator")
+  local command = table.concat(status.command or {}, " ")
+  local sent = type(status.backends_sent) == "table" and table.concat(status.backends_sent, ", ")
+    or tostring(status.backends_sent)
+  if not status.reachable then
+    h.error("generator " .. command .. " is not reachable: " .. tostring(status.error),
+      { status.hint or "Run the command in a terminal to see what ssh says." })
+    h.info("jobs for " .. sent .. " fail until it is back; the others run here")
+    return
+  end
+  h.ok(string.format("generator %s: reachable, lofi-daemon %s (protocol %s)", command,
+    tostring(status.version), tostring(status.protocol)))
+  local gpus = type(status.gpu) == "table" and #status.gpu > 0 and table.concat(status.gpu, ", ") or "none found"
+  h.info("GPU there: " .. gpus)
+  local installed = type(status.installed) == "table" and table.concat(status.installed, ", ") or ""
+  h.info("backends installed there: " .. (installed ~= "" and installed or "none") .. "; sent there: " .. sent)
+end
+
 function H.uptime(seconds)
   seconds = math.floor(tonumber(seconds) or 0)
   if seconds < 60 then
@@ -323,6 +359,7 @@ function M.check()
   end
   H.check_neovim(h)
   H.check_daemon(h)
+  H.check_remote(h)
   H.check_player(h)
 end
 

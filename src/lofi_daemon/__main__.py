@@ -3,6 +3,10 @@
     lofi-daemon                 stdio: one client on stdin/stdout (what daemon_cmd runs)
     lofi-daemon --socket [PATH] a unix socket shared by every editor and the CLI
     lofi-daemon --print-socket  print the default socket path and exit
+
+A path that cannot be served safely (a socket dir that is a symlink, a file or another
+user's; a directory, symlink or FIFO at the lock path; a socket path too long for
+``sun_path``) is refused with one line and a hint on stderr, exit code 2, not a traceback.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from typing import Any, BinaryIO
 
 from . import logs
 from .app import App
+from .rpc import framing
 from .transport.stdio import StdioServer
 from .settings import Settings
 
 log = logging.getLogger("lofi_daemon")
 
 DEFAULT_IDLE_EXIT_SEC = 30.0
+REFUSED_EXIT = 2
 
 
 def protect_stdout() -> BinaryIO:
@@ -65,7 +71,8 @@ async def _until_stopped(app: App, serving: "asyncio.Future[Any]") -> int:
     return code
 
 
-async def serve(settings: Settings, reader: BinaryIO, writer: BinaryIO) -> int:
+async def serve(settings: Settings, reader: BinaryIO, writer: BinaryIO,
+                max_line_bytes: int = framing.DEFAULT_MAX_LINE_BYTES) -> int:
     """stdio: serve one client until EOF, ``shutdown`` or a signal."""
     server: StdioServer | None = None
 
@@ -74,7 +81,7 @@ async def serve(settings: Settings, reader: BinaryIO, writer: BinaryIO) -> int:
         server.notify(method, params)
 
     app = App(settings, notify)
-    server = StdioServer(app.dispatcher(), reader, writer)
+    server = StdioServer(app.dispatcher(), reader, writer, max_line_bytes=max_line_bytes)
     app.transport_info = server.info
     app.start()
     _on_signals(server.stop)
@@ -89,8 +96,11 @@ async def serve(settings: Settings, reader: BinaryIO, writer: BinaryIO) -> int:
     return code
 
 
-async def serve_socket(settings: Settings, path: Path, idle_exit_sec: float, outbox_bytes: int | None) -> int:
+async def serve_socket(settings: Settings, path: Path, idle_exit_sec: float, outbox_bytes: int | None,
+                       max_line_bytes: int = framing.DEFAULT_MAX_LINE_BYTES) -> int:
     """A unix socket for every client of this user, until idle, ``shutdown {force}`` or a signal."""
+    from .transport.lock import UnsafeLockPath
+    from .transport.paths import SocketPathTooLong, UnsafeSocketDir
     from .transport.unix_socket import DEFAULT_OUTBOX_BYTES, AlreadyServing, LockHolderSilent, SocketServer
 
     server: SocketServer | None = None
@@ -101,9 +111,20 @@ async def serve_socket(settings: Settings, path: Path, idle_exit_sec: float, out
 
     app = App(settings, notify)
     server = SocketServer(app.dispatcher(), path, idle_exit_sec=idle_exit_sec,
-                          on_idle=app.shutdown_requested.set, outbox_bytes=outbox_bytes or DEFAULT_OUTBOX_BYTES)
+                          on_idle=app.shutdown_requested.set, outbox_bytes=outbox_bytes or DEFAULT_OUTBOX_BYTES,
+                          max_line_bytes=max_line_bytes)
     try:
         await server.start()
+    except SocketPathTooLong as exc:
+        return refuse(str(exc), "pick a shorter --socket path (or $LOFI_SOCKET)")
+    except UnsafeSocketDir as exc:
+        return refuse(f"unsafe socket directory: {exc.strerror or exc}",
+                      "remove it, or point $XDG_RUNTIME_DIR / $LOFI_SOCKET at a directory only you own")
+    except UnsafeLockPath as exc:
+        return refuse(f"unsafe lock file: {exc.strerror or exc}",
+                      "remove it; the daemon creates its lock as a plain file of its own")
+    except OSError as exc:  # e.g. EACCES binding in a folder we may not write
+        return refuse(f"cannot listen on {path}: {exc.strerror or exc}", "check the folder's owner and permissions")
     except AlreadyServing as exc:  # not a failure: the one that serves is there to use
         log.info("%s; exiting", exc)
         return 0
@@ -121,6 +142,13 @@ async def serve_socket(settings: Settings, path: Path, idle_exit_sec: float, out
     return 0
 
 
+def refuse(what: str, hint: str) -> int:
+    """One line for a person (and the log), no traceback: the daemon will not serve like this."""
+    log.error("refusing to start: %s", what)
+    print(f"lofi-daemon: {what}\nhint: {hint}", file=sys.stderr, flush=True)
+    return REFUSED_EXIT
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lofi-daemon", description="The lofi.nvim JSON-RPC daemon.")
     mode = parser.add_mutually_exclusive_group()
@@ -133,7 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default $LOFI_IDLE_EXIT_SEC or {DEFAULT_IDLE_EXIT_SEC:g}; 0 = at once)")
     parser.add_argument("--client-outbox-bytes", type=int, default=None,
                         help="socket mode: unread output after which a client is disconnected")
+    parser.add_argument("--max-line-bytes", type=int, default=None,
+                        help="longest request line accepted; longer ones are discarded and answered PARSE_ERROR "
+                             f"(default $LOFI_MAX_LINE_BYTES or {framing.DEFAULT_MAX_LINE_BYTES})")
     return parser
+
+
+def max_line_bytes(arg: int | None) -> int:
+    """The inbound line cap: the flag, else $LOFI_MAX_LINE_BYTES, else 1 MiB (at least 1 KiB)."""
+    if arg is None:
+        try:
+            arg = int(os.environ.get("LOFI_MAX_LINE_BYTES", framing.DEFAULT_MAX_LINE_BYTES))
+        except ValueError:
+            log.warning("LOFI_MAX_LINE_BYTES is not a number; using %d", framing.DEFAULT_MAX_LINE_BYTES)
+            arg = framing.DEFAULT_MAX_LINE_BYTES
+    return max(1024, arg)
 
 
 def idle_exit_sec(arg: float | None) -> float:
@@ -162,13 +204,14 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     if args.socket is None:
         log.info("lofi-daemon starting on stdio (pid %d, cache %s)", os.getpid(), settings.cache_dir)
-        code = asyncio.run(serve(settings, sys.stdin.buffer, writer))
+        code = asyncio.run(serve(settings, sys.stdin.buffer, writer, max_line_bytes(args.max_line_bytes)))
     else:
         from .transport.paths import default_socket_path
 
         path = Path(args.socket) if args.socket else default_socket_path(settings.cache_dir)
         log.info("lofi-daemon starting on %s (pid %d, cache %s)", path, os.getpid(), settings.cache_dir)
-        code = asyncio.run(serve_socket(settings, path, idle_exit_sec(args.idle_exit_sec), args.client_outbox_bytes))
+        code = asyncio.run(serve_socket(settings, path, idle_exit_sec(args.idle_exit_sec), args.client_outbox_bytes,
+                                        max_line_bytes(args.max_line_bytes)))
     log.debug("served for %.1f s", time.monotonic() - started)
     writer.close()
     # Daemon threads (stdin reader, downloads) must not keep the process alive.

@@ -8,7 +8,9 @@ backend, hand to jobs, answer.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import hashlib
 import logging
 import os
 import secrets
@@ -17,18 +19,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from . import PROTOCOL_VERSION, __version__, audio
+from . import PROTOCOL_VERSION, __version__, audio, memory
 from .backends.base import Continuation, GenerationRequest
 from .backends.registry import BackendRegistry
 from .device import empty_cache
 from .encoder import encode_isolated
 from .cancel import CancelToken
+from .idle_unload import IdleUnloader
 from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
-                     InvalidParams, JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound)
+                     InvalidParams, JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound, clip,
+                     resource_error)
 from .jobs import Job, JobProgress, JobQueue
 from .models.store import ModelStore
 from .playback.methods import PlaybackService
 from .playback.priority import yield_to_playback
+from .remote.generator import RemoteGenerator
+from .remote.machine import gpu_names
 from .rpc import params as P
 from .rpc.caller import current_caller
 from .rpc.dispatch import Dispatcher
@@ -38,6 +44,7 @@ from .tracks import TrackLibrary, cache_key
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str, dict[str, Any]], None]
+REMOTE_LIST_WAIT_SEC = 10.0  # get_backends waits this long for the remote generator's list
 
 
 def new_track_id() -> str:
@@ -57,11 +64,19 @@ class App:
         self.library = TrackLibrary(settings.tracks_dir)
         self.playback = PlaybackService(settings, self.library, notify)
         self._notify = notify = self.playback.observe(notify)  # the radio hears job events
+        self._notify = notify = self._touching_idle_timer(notify)  # so does the idle unloader
         self.registry = registry or BackendRegistry(settings, self.store, on_status=self._backend_status)
+        # The remote generator (docs/remote.md): jobs for the backends it takes run there.
+        generator_argv, generator_backends = settings.generator()
+        self.remote = (RemoteGenerator(generator_argv, self._canonical_names(generator_backends), self.library, notify)
+                       if generator_argv else None)
+        self.idle_unloader = IdleUnloader(settings.idle_unload_sec, loaded=self.registry.loaded_name,
+                                          needed_by=self._model_needed_by,
+                                          unload=lambda: self._unload_in_worker("idle"))
         # One worker thread does every model load, generation and file write, in order.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
         self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
-        self.playback.bind(submit=lambda request: self.generate(P.parse(P.GenerateParams, request)),
+        self.playback.bind(submit=self._radio_generate,
                            cancel=self.jobs.cancel, capabilities=self._capabilities_of)
         self._downloads: dict[str, tuple[threading.Thread, CancelToken]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,18 +90,35 @@ class App:
         """(canonical name, capabilities) of ``backend`` or the default (the radio asks)."""
         name = self.registry.canonical(backend or self.registry.default)
         return name, self.registry.get(name).capabilities()
+    def _canonical_names(self, names: list[str] | None) -> list[str] | None:
+        """Backend names as the registry spells them ("ace-step" -> "ace_step"); unknown ones are logged."""
+        if names is None:
+            return None
+        out = []
+        for name in names:
+            try:
+                out.append(self.registry.canonical(name))
+            except LofiError:
+                log.warning("generator_backends: %r is not a backend; ignoring it", name)
+        return out
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.jobs.start()
+        if self.remote is not None:
+            self.remote.start()
+        self.idle_unloader.start()
 
     async def close(self) -> None:
+        self.idle_unloader.close()
         await self.playback.close()
         for _thread, token in self._downloads.values():
             token.cancel()
         await self.jobs.shutdown()
+        if self.remote is not None:  # after the jobs: a running remote job's cancel goes out first
+            await self.remote.close()
         unload = asyncio.get_running_loop().run_in_executor(self._worker, self.registry.unload_all)
         try:  # behind a job that ignored its cancel, this would wait for ever
             await asyncio.wait_for(unload, timeout=10)
@@ -117,6 +149,9 @@ class App:
         d.register("delete_track", P.TrackParams, self.delete_track)
         d.register("shutdown", P.ShutdownParams, self.shutdown)
         d.register("daemon_info", P.NoParams, self.daemon_info)
+        d.register("read_track", P.ReadTrackParams, self.read_track)
+        d.register("remote_status", P.NoParams, self.remote_status)
+        d.register("unload", P.NoParams, self.unload)
         self.playback.register(d)
         return d
 
@@ -136,7 +171,8 @@ class App:
                 min_duration_sec=caps.min_duration_sec, max_duration_sec=caps.max_duration_sec, backend=name,
             )
         backend_params = caps.resolve_params(p.backend_params, backend=name)
-        if self.registry.status(name) in ("not_installed", "downloading"):
+        goes_remote = self.remote is not None and self.remote.handles(name)  # the remote checks its own install
+        if not goes_remote and self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
                                       hint=_setup_hint(name, backend, "to download it"),
                                       backend=name)
@@ -186,6 +222,18 @@ class App:
             raise TrackNotFound(f"the audio file of {track_id} is missing", track_id=track_id,
                                 hint="Continue another track, or leave continue_from out.")
         return Continuation(track_id=track.track_id, path=str(track.path))
+    async def _radio_generate(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The radio's next track. While the remote generator is away (it failed in the last
+        minute), a track for a backend that goes there is made here on procedural instead, so
+        the music goes on; after that minute the remote is tried again."""
+        p = P.parse(P.GenerateParams, request)
+        if self.remote is not None and not self.remote.handles("procedural") and self.remote.away():
+            name = self.registry.canonical(p.backend or self.registry.default)
+            if self.remote.handles(name):
+                log.info("radio: the remote generator is away; making the next track here on procedural")
+                p = P.parse(P.GenerateParams, {"prompt": p.prompt, "duration_sec": p.duration_sec,
+                                               "backend": "procedural"})
+        return await self.generate(p)
 
     async def cancel(self, p: P.TrackParams) -> dict[str, bool]:
         try:
@@ -197,15 +245,33 @@ class App:
 
     async def get_status(self, _: P.NoParams) -> dict[str, Any]:
         return {**self.jobs.status(), "backend": self.registry.default,
-                "backend_status": self.registry.status(self.registry.default)}
+                "backend_status": self.registry.status(self.registry.default), "memory": self._memory()}
 
     async def get_backends(self, _: P.NoParams) -> dict[str, Any]:
-        return {"backends": [self.registry.describe(n) for n in self.registry.names],
-                "default_backend": self.registry.default}
+        entries = [self.registry.describe(n) for n in self.registry.names]
+        if self.remote is not None and any(self.remote.handles(e["name"]) for e in entries):
+            entries = await self._with_remote_backends(entries)
+        return {"backends": entries, "default_backend": self.registry.default}
+
+    async def _with_remote_backends(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The remote's own status for the backends that go there (what :LofiSetup acts on)."""
+        assert self.remote is not None
+        try:
+            if self.remote.away():  # failed a moment ago: say so at once rather than wait on ssh again
+                raise LofiError(self.remote.connection.last_error or "the remote generator is away")
+            # A slow ssh start goes on in the background; the client's request must not time out.
+            there = await asyncio.wait_for(self.remote.backends(), REMOTE_LIST_WAIT_SEC)
+        except (LofiError, asyncio.TimeoutError) as exc:
+            error = exc.message if isinstance(exc, LofiError) else "the remote generator is still starting"
+            return [{**e, "remote": True, "remote_error": error} if self.remote.handles(e["name"]) else e
+                    for e in entries]
+        return [{**there.get(e["name"], e), "remote": True} if self.remote.handles(e["name"]) else e
+                for e in entries]
 
     async def set_backend(self, p: P.BackendParams) -> dict[str, Any]:
         name = self.registry.canonical(p.backend)
-        if self.registry.status(name) in ("not_installed", "downloading"):
+        goes_remote = self.remote is not None and self.remote.handles(name)  # installed there, not here
+        if not goes_remote and self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
                                       hint=_setup_hint(name, self.registry.get(name), "first"), backend=name)
         previous = self.registry.default
@@ -223,6 +289,8 @@ class App:
 
     async def download_backend(self, p: P.BackendParams) -> dict[str, Any]:
         name = self.registry.canonical(p.backend)
+        if self.remote is not None and self.remote.handles(name):  # set up where it will run
+            return await self.remote.connection.request("download_backend", {"backend": name})
         backend = self.registry.get(name)
         manifest = getattr(backend, "manifest", None)  # what this backend will load (None: no weights)
         self._refuse_a_second_download(name)
@@ -304,11 +372,90 @@ class App:
     async def daemon_info(self, _: P.NoParams) -> dict[str, Any]:
         return {"pid": os.getpid(), "uptime_sec": round(time.time() - self._started, 1), "version": __version__,
                 "protocol": PROTOCOL_VERSION, "cache_dir": str(self.settings.cache_dir),
-                "socket_path": None, **self.transport_info()}
+                "socket_path": None, **self.transport_info(), "gpu": gpu_names(),
+                "generator": None if self.remote is None else {
+                    "command": self.remote.argv, "connected": self.remote.connection.connected,
+                    "pid": self.remote.connection.pid},
+                "memory": self._memory(), "idle_unload_sec": self.idle_unloader.idle_sec}
+
+    async def remote_status(self, _: P.NoParams) -> dict[str, Any]:
+        """The remote generator as :checkhealth shows it (connects when it is not connected)."""
+        if self.remote is None:
+            return {"configured": False}
+        return {"configured": True, **await self.remote.describe()}
+
+    async def read_track(self, p: P.ReadTrackParams) -> dict[str, Any]:
+        """One chunk of a finished track, base64, with its size and sha256; the sidecar with the first."""
+        track, data, size = await asyncio.to_thread(self.library.read_chunk, p.track_id, p.offset, p.max_bytes)
+        sha256 = track.meta.get("sha256")
+        if sha256 is None and p.offset == 0:  # an old sidecar without it: hashed once, for the first chunk
+            sha256 = await asyncio.to_thread(_file_sha256, track.path)
+        out = {"track_id": track.track_id, "offset": p.offset, "size": size, "sha256": sha256,
+               "format": track.meta.get("format"), "data": base64.b64encode(data).decode("ascii"),
+               "eof": p.offset + len(data) >= size}
+        if p.offset == 0:
+            out["meta"] = track.meta
+        return out
+
+    # ----- memory: what the daemon holds, and letting the model go -----------------------------
+    def _memory(self) -> dict[str, Any]:
+        return memory.describe(playback_pid=self.playback.engine.worker_pid, held=self.registry.held)
+
+    async def unload(self, _: P.NoParams) -> dict[str, Any]:
+        """Free the model now; behind the running job when there is one (it needs the weights)."""
+        waited = not self.jobs.idle
+        report = await self._unload_in_worker("request")
+        return {**report, "waited_for_job": waited}
+
+    def _unload_in_worker(self, reason: str) -> "asyncio.Future[dict[str, Any]]":
+        return asyncio.get_running_loop().run_in_executor(self._worker, self._unload_now, reason)
+
+    def _unload_now(self, reason: str) -> dict[str, Any]:
+        """Worker thread: unload every model and say what came back (RSS from /proc)."""
+        if reason == "idle" and not self.jobs.idle:
+            # A job came in after the timer's check: it would only load the model again.
+            # (A read from this thread; the loop sets the job before handing it to us.)
+            return {"unloaded": [], "weight_bytes": 0, "rss_before_bytes": None, "rss_after_bytes": None,
+                    "freed_bytes": None}
+        held = self.registry.held
+        before = memory.rss_bytes()
+        unloaded = self.registry.unload_all()
+        after = memory.rss_bytes()
+        freed = before - after if before is not None and after is not None else None
+        if unloaded:
+            log.info("unloaded %s (%s): %s MB of weights, RSS %s -> %s MB (freed %s MB)", ", ".join(unloaded),
+                     reason, _mb(held["weight_bytes"] if held else None), _mb(before), _mb(after), _mb(freed))
+        return {"unloaded": unloaded, "weight_bytes": held["weight_bytes"] if held and unloaded else 0,
+                "rss_before_bytes": before, "rss_after_bytes": after, "freed_bytes": freed}
+
+    def _model_needed_by(self, name: str) -> str | None:
+        """Why the loaded model ``name`` must stay (None: it may go). Runs on the loop."""
+        if not self.jobs.idle:
+            return "a job is running or queued"
+        radio_backend = self.playback.radio.next_backend(self.registry.default)
+        if self.playback.engine.worker_state.get("state") == "paused":
+            radio_backend = None  # a paused radio needs no next track until it plays again
+        try:
+            if radio_backend is not None and self.registry.canonical(radio_backend) == name:
+                return "the radio's next track needs it"
+        except LofiError:  # a radio on an unknown backend will not load this one
+            pass
+        return None
+
+    def _touching_idle_timer(self, notify: Notify) -> Notify:
+        def touched(method: str, params: dict[str, Any]) -> None:
+            if method.startswith("generation_") or method == "backend_status":
+                self.idle_unloader.touch()
+            notify(method, params)
+
+        return touched
 
     # ----- the job itself (worker thread) ----------------------------------------------------
     def _run_job(self, job: Job, progress: JobProgress) -> dict[str, Any]:
         yield_to_playback()  # this thread and the torch threads it starts: below the mixer
+        if self.remote is not None and self.remote.handles(job.backend):
+            track = self.remote.run(job, progress)
+            return _complete_payload(track.track_id, track.path, track.meta)
         started = time.perf_counter()
         backend = self.registry.ensure_loaded(job.backend, self.settings.device_plan)
         job.cancel.check()
@@ -329,7 +476,10 @@ class App:
             if live is not None:
                 live.abort()
             empty_cache()
-            raise ModelInferenceFailed(f"{job.backend} failed: {type(exc).__name__}: {exc}",
+            exhausted = resource_error(exc, job.backend)
+            if exhausted is not None:  # out of descriptors or memory: say so, not "another seed"
+                raise exhausted from exc
+            raise ModelInferenceFailed(clip(f"{job.backend} failed: {type(exc).__name__}: {exc}"),
                                        hint="Retry with another seed; see the daemon log if it repeats.") from exc
         import numpy as np
 
@@ -359,6 +509,17 @@ class App:
         return _complete_payload(track.track_id, track.path, track.meta)
 
 
+def _file_sha256(path: Any) -> str:
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)  # never a FIFO or a link
+    try:
+        while chunk := os.read(fd, 1 << 20):
+            digest.update(chunk)
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
 def _log_failure(what: str) -> Callable[[Any], None]:
     def check(future: Any) -> None:
         if not future.cancelled() and future.exception() is not None:
@@ -379,6 +540,10 @@ def _complete_payload(track_id: str, path: Any, meta: dict[str, Any]) -> dict[st
         "seed": meta.get("seed"),
         "prompt": meta.get("prompt"),
     }
+
+
+def _mb(value: int | None) -> str:
+    return "?" if value is None else f"{value / 1e6:.0f}"
 
 
 def _setup_hint(name: str, backend: Any, tail: str) -> str:

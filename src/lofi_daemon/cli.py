@@ -27,7 +27,9 @@ from .backends.registry import resolve_alias
 from .errors import ErrorCode, LofiError
 from .rpc import params as P
 from .settings import Settings
+from .transport.client import DaemonUnreachable
 from .transport.endpoint import Endpoint, LocalService, OnNotification, open_endpoint
+from .transport.paths import UnsafeSocketDir
 
 TERMINAL = ("generation_complete", "generation_error", "generation_cancelled")
 
@@ -338,6 +340,14 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(COMMANDS[args.command](settings, args))
     except LofiError as exc:
         print(f"lofi: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
+        return 2
+    except DaemonUnreachable as exc:  # another user's daemon: prompts are private, never talk to it
+        print(f"lofi: {exc}\nhint: unset LOFI_SOCKET (or point it at your own daemon's socket), "
+              "or run with --in-process", file=sys.stderr)
+        return 2
+    except UnsafeSocketDir as exc:
+        print(f"lofi: unsafe socket directory: {exc.strerror or exc}\nhint: remove it, or point $XDG_RUNTIME_DIR / "
+              "$LOFI_SOCKET at a directory only you own", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lofi: interrupted", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import ModelLoadFailed
 
@@ -146,14 +146,33 @@ def apply_cpu_threads(setting: int | str = "auto") -> int:
     return count
 
 
+MEMORY_LIMIT_ENV = "LOFI_MEMORY_LIMIT_BYTES"
+
+
+def memory_limit_bytes(env: "dict[str, str] | None" = None) -> int | None:
+    """``LOFI_MEMORY_LIMIT_BYTES``: a cap on what the memory check may count as available
+    (a machine shared with other work, or a test that needs a small machine); None: no cap."""
+    raw = (os.environ if env is None else env).get(MEMORY_LIMIT_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        return None  # settings.py logs the bad value at start-up
+    return value if value >= 0 else None
+
+
 def free_memory_bytes(device: str) -> int:
-    """Memory a new model could use on ``device`` right now."""
+    """Memory a new model could use on ``device`` right now (never swap: MemAvailable)."""
     if device == "cuda":
         import torch
 
         free, _total = torch.cuda.mem_get_info()
-        return int(free)
-    return available_ram_bytes()
+        available = int(free)
+    else:
+        available = available_ram_bytes()
+    limit = memory_limit_bytes()
+    return available if limit is None else min(available, limit)
 
 
 def available_ram_bytes() -> int:
@@ -171,16 +190,25 @@ def available_ram_bytes() -> int:
         return 1 << 62
 
 
-def check_memory(required_bytes: int, device: str, what: str) -> None:
-    """Raise MODEL_LOAD_FAILED with both numbers when ``required_bytes`` will not fit."""
+def check_memory(required_bytes: int, device: str, what: str, *, choices: "Sequence[str]" = ()) -> None:
+    """Raise MODEL_LOAD_FAILED with both numbers when ``required_bytes`` will not fit.
+
+    ``choices`` are the smaller ways the caller knows of (another variant, another
+    placement); they go into the hint and the error's ``choices`` so a client can list them.
+    Loading anyway would push the machine into swap, which stalls the editor beside it.
+    """
     available = free_memory_bytes(device)
     if required_bytes > available:
+        hint = "Close other programs"
+        hint += (", or: " + "; ".join(choices) + ".") if choices else "."
         raise ModelLoadFailed(
-            f"not enough memory to load {what} on {device}: needs {required_bytes / 2**30:.1f} GiB, "
-            f"{available / 2**30:.1f} GiB available",
-            hint="Close other programs, pick a smaller model, or enable low_vram mode.",
+            f"not enough memory to load {what} on {device}: needs {required_bytes / 2**30:.2f} GiB, "
+            f"{available / 2**30:.2f} GiB available",
+            hint=hint,
             required_bytes=int(required_bytes),
             available_bytes=int(available),
+            device=device,
+            choices=list(choices),
         )
 
 

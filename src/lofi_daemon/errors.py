@@ -13,6 +13,8 @@ docs/protocol.md list the same names and codes, and a test fails if they drift.
 from __future__ import annotations
 
 import enum
+import errno
+import resource
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +39,10 @@ class ErrorCode(enum.IntEnum):
     CANCELLED = -32011
     DOWNLOAD_FAILED = -32012
     STORAGE_ERROR = -32013
+    RESOURCE_EXHAUSTED = -32014  # out of descriptors (ulimit -n) or memory: not the model's fault
     PLAYBACK_FAILED = -32020  # playback: no audio output, sink failed, nothing to play, remote daemon
+    TRACK_DAMAGED = -32021  # a library track whose file no longer matches its sidecar
+    REMOTE_UNAVAILABLE = -32030  # the remote generator (ssh) could not be started, went away, or speaks another protocol
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,12 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.CANCELLED: ErrorInfo("The job was cancelled.", "info"),
     ErrorCode.DOWNLOAD_FAILED: ErrorInfo("Check network and disk, then run :LofiSetup again.", "error"),
     ErrorCode.STORAGE_ERROR: ErrorInfo("Check free space and permissions of the cache dir.", "error"),
+    ErrorCode.RESOURCE_EXHAUSTED: ErrorInfo("The daemon ran out of open files or memory; raise ulimit -n or free "
+                                            "memory, then retry.", "error"),
     ErrorCode.PLAYBACK_FAILED: ErrorInfo("Pick another output with player.sink; :checkhealth lofi lists them.", "warn"),
+    ErrorCode.TRACK_DAMAGED: ErrorInfo("Generate the track again (data.regenerate is the request), or delete it.", "warn"),
+    ErrorCode.REMOTE_UNAVAILABLE: ErrorInfo("Check that the generator command (e.g. ssh gpu-box lofi-daemon --stdio) "
+                                            "works in a terminal; :checkhealth lofi shows the remote.", "error"),
 }
 
 
@@ -97,6 +107,17 @@ class LofiError(Exception):
         return {"code": int(self.code), "message": self.message, "data": self.data}
 
 
+CLIP_CHARS = 4000  # a foreign string (exception text, file name, stderr) inside one message
+
+
+def clip(text: str, limit: int = CLIP_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut: for foreign strings
+    where they enter a message, so none can make a notification too big to send."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters cut]"
+
+
 def _error_class(name: str, error_code: ErrorCode) -> type[LofiError]:
     return type(name, (LofiError,), {"code": error_code, "__doc__": error_code.name})
 
@@ -114,7 +135,34 @@ ModelLoadFailed = _error_class("ModelLoadFailed", ErrorCode.MODEL_LOAD_FAILED)
 ModelInferenceFailed = _error_class("ModelInferenceFailed", ErrorCode.MODEL_INFERENCE_FAILED)
 DownloadFailed = _error_class("DownloadFailed", ErrorCode.DOWNLOAD_FAILED)
 StorageError = _error_class("StorageError", ErrorCode.STORAGE_ERROR)
+ResourceExhausted = _error_class("ResourceExhausted", ErrorCode.RESOURCE_EXHAUSTED)
 PlaybackFailed = _error_class("PlaybackFailed", ErrorCode.PLAYBACK_FAILED)
+TrackDamaged = _error_class("TrackDamaged", ErrorCode.TRACK_DAMAGED)
+RemoteUnavailable = _error_class("RemoteUnavailable", ErrorCode.REMOTE_UNAVAILABLE)
+
+
+def resource_error(exc: BaseException, doing: str) -> LofiError | None:
+    """``exc`` (or what caused it) as RESOURCE_EXHAUSTED when it is a process or system limit
+    (EMFILE, ENFILE, ENOMEM), with a hint that names the limit; None for any other failure."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            return ResourceExhausted(f"{doing} failed: {clip(str(cause), 500)}", hint=_limit_hint(cause.errno),
+                                     os_error=errno.errorcode.get(cause.errno or 0, "?"))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _limit_hint(code: int | None) -> str:
+    if code == errno.EMFILE:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return (f"The daemon reached its open-file limit (ulimit -n = {soft}): close some clients, or start "
+                "it with a higher ulimit -n (e.g. 4096); then retry.")
+    if code == errno.ENFILE:
+        return "The system is out of open files (sysctl fs.file-max): close other programs, then retry."
+    return "The system is out of memory: close other programs or pick a smaller model, then retry."
 
 
 class JobCancelled(LofiError):

@@ -13,6 +13,7 @@ import fcntl
 import os
 import re
 import secrets
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -65,21 +66,96 @@ def write_private_atomic(path: Path, data: bytes) -> None:
         tmp.close()
 
 
-def read_regular_file(path: Path, limit: int) -> bytes:
-    """Read a regular file of at most ``limit`` bytes without blocking on a FIFO or device."""
+class UnsafeFile(ValueError):
+    """A file the daemon will not read: not a regular file (a FIFO, device, directory), or too big."""
+
+
+def open_regular(path: Path, limit: int) -> int:
+    """A descriptor on ``path`` once it is known to be a regular file of at most ``limit`` bytes.
+
+    O_NONBLOCK: opening a FIFO never waits for a writer. A symlink is followed (the model
+    store links snapshots to blobs), but what it points at must be a regular file too: the
+    check is on the opened descriptor, so nothing can be swapped in between.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
+            raise UnsafeFile(f"{path} is not a regular file ({_kind(st.st_mode)})")
         if st.st_size > limit:
-            raise ValueError(f"larger than {limit} bytes")
+            raise UnsafeFile(f"{path} has {st.st_size} bytes, more than the {limit} such a file may have")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def descriptor_path(fd: int, fallback: Path) -> str:
+    """A path that opens exactly the file behind ``fd`` (for libraries that want a name)."""
+    proc = f"/proc/self/fd/{fd}"
+    return proc if os.path.exists(proc) else str(fallback)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return f"mode {mode:o}"
+
+
+def new_private_dir(parent: Path, prefix: str) -> Path:
+    """A fresh 0700 directory ``<parent>/<prefix><random>``: mkdir never follows a planted
+    symlink and fails on anything already there, so what we write inside is ours alone."""
+    while True:
+        path = parent / f"{prefix}{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            os.mkdir(path, DIR_MODE)
+            return path
+        except FileExistsError:
+            continue
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Create ``path`` (0600) and write ``data``; never through a symlink, never over a file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view[:1 << 22]):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_dir(new: Path, final: Path) -> None:
+    """Put the finished directory ``new`` at ``final``. What was there goes: a symlink or file
+    is unlinked (its target untouched), an old directory is renamed aside and then removed."""
+    try:
+        st = os.lstat(final)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        old = final.with_name(f"{final.name}.old.{os.getpid()}.{secrets.token_hex(4)}")
+        os.rename(final, old)
+        os.rename(new, final)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    if st is not None:
+        os.unlink(final)
+    os.rename(new, final)
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """Read a regular file of at most ``limit`` bytes without blocking on a FIFO or device."""
+    fd = open_regular(path, limit)
+    try:
         chunks, total = [], 0
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:
-                raise ValueError(f"larger than {limit} bytes")
+                raise UnsafeFile(f"{path} grew past {limit} bytes while it was read")
         return b"".join(chunks)
     finally:
         os.close(fd)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from .cancel import CancelToken
 from .backends.base import GenerationRequest
-from .errors import AlreadyComplete, ErrorCode, JobCancelled, LofiError, QueueFull, TrackNotFound
+from .errors import AlreadyComplete, ErrorCode, JobCancelled, LofiError, QueueFull, TrackNotFound, clip, resource_error
 from .progress import PhaseProgress
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,11 @@ class JobQueue:
                                   track_id=track_id, state=self._finished[track_id])
         raise TrackNotFound(f"no job with id {track_id!r}", track_id=track_id)
 
+    @property
+    def idle(self) -> bool:
+        """No job running and none waiting: what the idle unloader and ``unload`` ask."""
+        return self._current is None and not self._waiting
+
     def find_by_cache_key(self, key: str) -> tuple[Job, int] | None:
         """The queued or running job making exactly this track, and its position (0 = running)."""
         current = self._current
@@ -227,10 +232,17 @@ class JobQueue:
                                                   "message": exc.message, "hint": exc.hint})
             except Exception as exc:  # a crash inside a job must never kill the daemon
                 job.state = "error"
+                exhausted = resource_error(exc, "generation")
+                if exhausted is not None:  # a limit reached, reported as what it is
+                    log.warning("job %s failed: %s", job.track_id, exhausted.message)
+                    self._tell("generation_error", {**exhausted.facts, "track_id": job.track_id,
+                                                      "code": exhausted.code.name, "message": exhausted.message,
+                                                      "hint": exhausted.hint})
+                    continue
                 log.error("job %s crashed:\n%s", job.track_id, traceback.format_exc())
                 self._tell("generation_error", {
                     "track_id": job.track_id, "code": ErrorCode.MODEL_INFERENCE_FAILED.name,
-                    "message": f"generation failed: {type(exc).__name__}: {exc}",
+                    "message": clip(f"generation failed: {type(exc).__name__}: {exc}"),
                     "hint": "Retry with another seed; if it keeps failing, see the daemon log.",
                 })
             else:
@@ -245,8 +257,11 @@ class JobQueue:
         """Notify without letting a client-side failure stop the worker."""
         try:
             self._notify(method, params)
-        except Exception:
-            log.exception("could not send %s", method)
+        except Exception as exc:
+            if resource_error(exc, method) is not None:  # out of descriptors: one line, not a traceback each
+                log.warning("could not send %s: %s", method, exc)
+            else:
+                log.exception("could not send %s", method)
 
     def _remember(self, job: Job, took: float | None = None) -> None:
         # One line per job in the log: what was asked, and how it ended.

@@ -19,6 +19,12 @@ Every sidecar is untrusted input (caches get synced and shared): it is validated
 field, its ``track_id`` must have the generated form and its ``file`` must be exactly
 ``<track_id>.<format>``, a regular file (not a symlink) in this folder. Anything else is
 skipped with one log line, so no sidecar can point the library at a file outside it.
+
+Before a track is played, ``verify`` checks its audio against the sidecar: a regular file
+(opened without following links or blocking), no larger than any track can be, with the
+sha256 the sidecar recorded. Hashing runs once per file version (device, inode, size, mtime);
+a damaged track is TRACK_DAMAGED with the request that makes it again, and the cache stops
+answering that request with it.
 """
 
 from __future__ import annotations
@@ -36,11 +42,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Iterable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
 
-from .errors import StorageError, TrackNotFound
+from .errors import StorageError, TrackDamaged, TrackNotFound
 from .files import DIR_MODE, OwnedTemp, fsync_dir, read_regular_file, temp_is_dead, unlink_if_unlocked
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,8 @@ log = logging.getLogger(__name__)
 FORMATS = ("wav", "flac", "ogg")  # the same keys as audio.FORMATS (kept import-light here)
 TRACK_ID_RE = re.compile(r"t[0-9a-f]{12}")  # the form app.new_track_id makes
 MAX_SIDECAR_BYTES = 1 << 20
+MAX_AUDIO_BYTES = 512 << 20  # 240 s of 48 kHz stereo PCM_16 is 46 MB: anything near this is not ours
+HASH_CHUNK = 1 << 20
 MTIME_TICK_NS = 2_000_000_000  # a folder changed this recently may change again within one mtime tick
 
 
@@ -143,6 +151,8 @@ class TrackLibrary:
         self._recheck = True
         self._parsed: dict[str, tuple[tuple[int, int, int], Track | None]] = {}
         self._warned: set[tuple[str, Any]] = set()
+        self._verified: dict[str, tuple[int, int, int, int]] = {}  # track id -> file version hashed whole
+        self._damaged: dict[str, tuple[int, int, int, int]] = {}  # track id -> file version found damaged
         self.clean_up()
 
     # ----- reading (every call sees what is on disk now) ------------------------------------
@@ -150,7 +160,62 @@ class TrackLibrary:
         with self._lock:
             self._refresh()
             track_id = self._by_key.get(key)
-            return self._by_id.get(track_id) if track_id else None
+            track = self._by_id.get(track_id) if track_id else None
+            if track is not None and track_id in self._damaged and self._damaged[track_id] == _version(track.path):
+                return None  # found damaged: the same request makes the track again
+            return track
+
+    # ----- verification -----------------------------------------------------------------------
+    def verify(self, track: Track) -> None:
+        """Raise TRACK_DAMAGED unless ``track``'s audio is the file its sidecar describes.
+        Blocking (it may hash the whole file): the event loop runs it in a thread."""
+        try:
+            fd = os.open(track.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            what = "it is a symbolic link" if exc.errno == errno.ELOOP else f"it cannot be opened ({exc.strerror})"
+            raise self._damage(track, None, what) from None
+        try:
+            st = os.fstat(fd)
+            version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            if not stat.S_ISREG(st.st_mode):
+                raise self._damage(track, version, "it is not a regular file")
+            if st.st_size == 0 or st.st_size > MAX_AUDIO_BYTES:
+                raise self._damage(track, version, f"it holds {st.st_size} bytes, which no track can be")
+            with self._lock:
+                if self._verified.get(track.track_id) == version:
+                    return
+            expected = track.meta.get("sha256")
+            if expected:
+                digest = hashlib.sha256()
+                while chunk := os.read(fd, HASH_CHUNK):
+                    digest.update(chunk)
+                if digest.hexdigest() != expected:
+                    raise self._damage(track, version, f"its {st.st_size} bytes no longer match the sha256 "
+                                                       "its sidecar recorded (truncated or changed)")
+            with self._lock:
+                self._verified[track.track_id] = version
+                self._damaged.pop(track.track_id, None)
+        finally:
+            os.close(fd)
+
+    def is_verified(self, track: Track) -> bool:
+        """``verify`` would return at once: this very file version was hashed and matched."""
+        with self._lock:
+            known = self._verified.get(track.track_id)
+        return known is not None and known == _version(track.path)
+
+    def _damage(self, track: Track, version: tuple[int, int, int, int] | None, reason: str) -> TrackDamaged:
+        if version is not None:
+            with self._lock:
+                self._damaged[track.track_id] = version
+                self._verified.pop(track.track_id, None)
+        self._warn_once(("damaged", track.track_id, version), "tracks: %s is damaged: %s", track.path, reason)
+        again = regenerate_request(track.meta)
+        hint = ("Generate it again: the same prompt, backend and seed"
+                + (f" ({again['seed']})" if "seed" in again else "")
+                + " make the same track (data.regenerate is the generate request), or delete it.")
+        return TrackDamaged(f"track {track.track_id} is damaged: {reason}", hint=hint, track_id=track.track_id,
+                            path=str(track.path), reason=reason, regenerate=again)
 
     def get(self, track_id: str) -> Track:
         with self._lock:
@@ -261,14 +326,29 @@ class TrackLibrary:
         ``before_commit`` runs just before the first rename (a cancel check: raising there
         leaves nothing behind). OS failures become STORAGE_ERROR naming the path and a fix.
         """
+        return self._commit(track_id, [data], fmt, meta, before_commit=before_commit, needed_bytes=len(data))
+
+    def save_stream(self, track_id: str, chunks: Iterable[bytes], fmt: str, meta: dict[str, Any], *,
+                    expected_size: int, expected_sha256: str,
+                    before_commit: Callable[[], None] | None = None) -> Track:
+        """Commit audio that arrives in chunks (a track fetched from a remote generator) through
+        the same commit as ``save``, holding one chunk in memory at a time. The audio must be
+        exactly ``expected_size`` bytes hashing to ``expected_sha256``, else ``TrackVerificationFailed``
+        and nothing is kept; an exception from ``chunks`` (a lost connection, a cancel) likewise."""
+        def verify(size: int, sha256: str) -> None:
+            if size != expected_size or sha256 != expected_sha256:
+                raise TrackVerificationFailed(size, sha256, expected_size, expected_sha256)
+
+        return self._commit(track_id, chunks, fmt, meta, before_commit=before_commit,
+                            needed_bytes=expected_size, verify=verify)
+
+    def _commit(self, track_id: str, chunks: Iterable[bytes], fmt: str, meta: dict[str, Any], *,
+                before_commit: Callable[[], None] | None, needed_bytes: int,
+                verify: Callable[[int, str], None] | None = None) -> Track:
         if not TRACK_ID_RE.fullmatch(track_id) or fmt not in FORMATS:
             raise ValueError(f"not a track id and format: {track_id!r}, {fmt!r}")
         audio_path = self.root / f"{track_id}.{fmt}"
         sidecar_path = self.root / f"{track_id}.json"
-        meta = {**meta, "track_id": track_id, "file": audio_path.name, "format": fmt,
-                "sha256": hashlib.sha256(data).hexdigest()}
-        sidecar_bytes = (json.dumps(meta, indent=2) + "\n").encode("ascii")  # ASCII: a lone surrogate cannot break it
-        needed = len(data) + len(sidecar_bytes)
         self._ensure_root()
         audio_tmp = sidecar_tmp = None
         audio_placed = committed = False
@@ -276,7 +356,20 @@ class TrackLibrary:
         try:
             current = audio_path
             audio_tmp = OwnedTemp.create(audio_path)
-            audio_tmp.write(data)
+            digest, size = hashlib.sha256(), 0
+            for chunk in chunks:
+                view = memoryview(chunk)
+                digest.update(view)
+                size += len(view)
+                while view:
+                    view = view[os.write(audio_tmp.fd, view[:1 << 22]):]
+            os.fsync(audio_tmp.fd)
+            sha256 = digest.hexdigest()
+            if verify is not None:
+                verify(size, sha256)
+            meta = {**meta, "track_id": track_id, "file": audio_path.name, "format": fmt, "sha256": sha256}
+            sidecar_bytes = (json.dumps(meta, indent=2) + "\n").encode("ascii")  # ASCII: a lone surrogate cannot break it
+            needed_bytes += len(sidecar_bytes)
             current = sidecar_path
             sidecar_tmp = OwnedTemp.create(sidecar_path)
             sidecar_tmp.write(sidecar_bytes)
@@ -290,7 +383,7 @@ class TrackLibrary:
             committed = True
             fsync_dir(self.root)
         except OSError as exc:
-            raise storage_error(exc, current, needed_bytes=needed) from exc
+            raise storage_error(exc, current, needed_bytes=needed_bytes) from exc
         finally:
             for tmp in (sidecar_tmp, audio_tmp):
                 if tmp is not None:
@@ -303,6 +396,28 @@ class TrackLibrary:
         with self._lock:
             self._recheck = True
         return track
+
+    def read_chunk(self, track_id: str, offset: int, length: int) -> tuple[Track, bytes, int]:
+        """``length`` bytes of a track's audio from ``offset`` (fewer at the end), and its size.
+
+        The file is opened without following a symlink and must be a regular file, so a
+        chunk read never blocks on a FIFO nor leaves the library."""
+        track = self.get(track_id)
+        try:
+            fd = os.open(track.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise TrackNotFound(f"track {track_id} was deleted", track_id=track_id) from None
+        except OSError as exc:
+            raise storage_error(exc, track.path) from exc
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise TrackNotFound(f"track {track_id} is not a regular file", track_id=track_id)
+            return track, os.pread(fd, max(0, length), offset), st.st_size
+        except OSError as exc:
+            raise storage_error(exc, track.path) from exc
+        finally:
+            os.close(fd)
 
     def delete(self, track_id: str) -> Track:
         track = self.get(track_id)
@@ -349,7 +464,42 @@ class TrackLibrary:
         return removed
 
 
+def _version(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def regenerate_request(meta: dict[str, Any]) -> dict[str, Any]:
+    """The ``generate`` params that make this track again (what its sidecar recorded)."""
+    request: dict[str, Any] = {}
+    if isinstance(meta.get("prompt"), str) and meta["prompt"]:
+        request["prompt"] = meta["prompt"]
+    duration = meta.get("requested_duration_sec") or meta.get("duration_sec")
+    if isinstance(duration, (int, float)):
+        request["duration_sec"] = duration
+    for key in ("backend", "seed", "format"):
+        if meta.get(key) not in (None, ""):
+            request[key] = meta[key]
+    params = meta.get("params")
+    if isinstance(params, dict):
+        request.update({k: v for k, v in params.items() if k not in request})
+    return request
+
+
 # ----- errors -----------------------------------------------------------------------------------
+
+class TrackVerificationFailed(Exception):
+    """Fetched audio that is not what its sender's sidecar says (size or sha256)."""
+
+    def __init__(self, size: int, sha256: str, expected_size: int, expected_sha256: str) -> None:
+        super().__init__(f"got {size} bytes with sha256 {sha256[:12]}…, expected {expected_size} bytes "
+                         f"with sha256 {expected_sha256[:12]}…")
+        self.size, self.sha256 = size, sha256
+        self.expected_size, self.expected_sha256 = expected_size, expected_sha256
+
 
 def storage_error(exc: OSError, path: Path, *, needed_bytes: int = 0) -> StorageError:
     """A STORAGE_ERROR naming the path, the OS error and what the user can do about it."""

@@ -195,6 +195,10 @@ class Backend(ABC):
     def loaded(self) -> bool:
         return False
 
+    def held_memory(self) -> dict[str, Any] | None:
+        """What ``load`` holds: ``{"weight_bytes", "device", "low_vram"}``; None when nothing is."""
+        return None
+
     @abstractmethod
     def load(self, device: "DevicePlan") -> None:
         """Load weights onto ``device``; raise ModelLoadFailed with a hint on failure."""

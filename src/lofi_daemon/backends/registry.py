@@ -46,6 +46,9 @@ class BackendRegistry:
         self._transient: dict[str, str] = {}  # downloading / loading / error, over what is on disk
         self._lock = threading.Lock()
         self._on_status = on_status
+        #: What the loaded model holds (backend, weight_bytes, device, low_vram); None: nothing.
+        #: Measured once after the load, so status calls never walk the tensors.
+        self.held: dict[str, Any] | None = None
         preferred = settings.prefs.default_backend
         self.default = self._initial_default(preferred)
 
@@ -152,12 +155,32 @@ class BackendRegistry:
         except Exception:
             self.set_transient(key, "error")
             raise
+        held = backend.held_memory()
+        self.held = {"backend": key, **held} if held else None
         self.set_transient(key, None)
         return backend
 
-    def unload_all(self, except_: str | None = None) -> None:
+    def loaded_name(self) -> str | None:
+        """The backend whose weights are in memory, if any."""
+        for key, backend in list(self._instances.items()):
+            if backend.has_weights and backend.loaded:
+                return key
+        return None
+
+    def unload_all(self, except_: str | None = None) -> list[str]:
+        """Unload every model but ``except_``; returns the names unloaded."""
+        from ..memory import release_freed_memory
+
+        unloaded = []
         for key, backend in list(self._instances.items()):
             if key != except_ and backend.has_weights and backend.loaded:
                 log.info("unloading %s", key)
                 backend.unload()
-                self._on_status(key, self.status(key))
+                unloaded.append(key)
+                if self.held is not None and self.held["backend"] == key:
+                    self.held = None
+        if unloaded:
+            release_freed_memory()  # without it glibc keeps freed heap pages and RSS stays up
+        for key in unloaded:  # after the release: a client that hears "installed" sees the memory back
+            self._on_status(key, self.status(key))
+        return unloaded

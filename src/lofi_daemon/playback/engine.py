@@ -157,12 +157,16 @@ class PlaybackEngine:
                                  "sink": None, "position_sec": 0.0, "duration_sec": 0.0}
             self._notify("playback_error", {"code": "PLAYBACK_FAILED", **event})
         elif kind == "track_error":
-            self._notify("playback_error", {"code": "PLAYBACK_FAILED", "sink": None, "stderr": "",
+            damaged = bool(event.pop("damaged", False))  # its length is not what its sidecar says
+            self._notify("playback_error", {"code": "TRACK_DAMAGED" if damaged else "PLAYBACK_FAILED", "sink": None,
                                             "hint": "The file is not playable audio; generate it again.", **event})
         elif kind == "applied":
             self.last_command = event
         elif kind == "first_sample":
             self.first_sample_at = event.get("t")
+        elif kind == "limited":  # the worker sends at most one every LIMITER_REPORT_SEC
+            log.warning("playback: the safety limiter held %s samples under full scale (peak %s, volume %s%%)",
+                        event.get("samples"), event.get("peak"), event.get("volume"))
         for listener in list(self.listeners):
             try:
                 listener({"event": kind, **event})
@@ -177,7 +181,7 @@ class PlaybackEngine:
         self.worker_state = {**STOPPED, "volume": self._volume, "loop": self._loop_on}
         if was_playing or code != 0:
             log.error("playback worker exited with %s", code)
-            self._notify("playback_error", {"code": "PLAYBACK_FAILED", "sink": None, "stderr": "",
+            self._notify("playback_error", {"code": "PLAYBACK_FAILED", "sink": None,
                                             "message": f"the playback worker exited (code {code})",
                                             "hint": "Play again; see the daemon log if it repeats."})
         self.publish()

@@ -19,12 +19,13 @@ from typing import Any, Awaitable, Callable
 from ..errors import InvalidParams, PlaybackFailed, TrackNotFound
 from ..rpc import params as P
 from ..rpc.dispatch import Dispatcher
-from ..tracks import TrackLibrary
+from ..tracks import Track, TrackLibrary
 from .bridge import ProceduralBridge
 from .engine import PlaybackEngine
 from .live import LiveWindows
 from .moods import nearest
 from .radio import BridgeChoice, Radio, RadioPlan
+from .sinks import cap
 
 Notify = Callable[[str, dict[str, Any]], None]
 
@@ -63,9 +64,16 @@ class PlaybackService:
         self._autoplay: dict[str, str] = {}  # generate(play=true): track id -> "waiting" | "streaming"
         self.radio = Radio(self.engine, submit=self._generate, cancel=lambda tid: self._cancel and self._cancel(tid),
                            play=self._radio_play, start_bridge=self._start_bridge, stop_bridge=self._stop_bridge,
-                           notify_error=lambda payload: self._notify("playback_error", payload))
+                           notify_error=self._radio_error)
         self.engine.extra_state = self.radio.describe
         self._remote = remote_reason(self._env)
+
+    def _radio_error(self, payload: dict[str, Any]) -> None:
+        """The radio's reason can quote a job's error text: capped like every foreign string,
+        and without the empty ``stderr`` that sink errors no longer carry."""
+        payload = {k: v for k, v in payload.items() if k != "stderr"}
+        payload["message"] = cap(str(payload.get("message", "")))
+        self._notify("playback_error", payload)
 
     # ----- wiring ------------------------------------------------------------------------------
     def observe(self, notify: Notify) -> Notify:
@@ -170,7 +178,10 @@ class PlaybackService:
         loopable = meta.get("loopable") is True
         info = {"prompt": meta.get("prompt") or path.name, "backend": meta.get("backend")}
         self.engine.tracks[track_id] = info
-        self.engine.send({"cmd": cmd, "track_id": track_id, "path": str(path), "loopable": loopable, "info": info})
+        command = {"cmd": cmd, "track_id": track_id, "path": str(path), "loopable": loopable, "info": info}
+        if isinstance(meta.get("duration_sec"), (int, float)):
+            command["expect_sec"] = meta["duration_sec"]  # the worker refuses a file of another length
+        self.engine.send(command)
 
     def _radio_play(self, track_id: str, how: str, *, at_boundary: bool = False, after: str | None = None) -> None:
         """Radio tracks play as stream voices (stream.py): they can hand over on a bar line and
@@ -181,6 +192,8 @@ class PlaybackService:
         self.engine.tracks[track_id] = info
         cmd: dict[str, Any] = {"cmd": how, "track_id": track_id, "path": str(track.path), "stream": True,
                                "loopable": meta.get("loopable") is True, "info": info, "at_boundary": at_boundary}
+        if isinstance(meta.get("duration_sec"), (int, float)):
+            cmd["expect_sec"] = meta["duration_sec"]  # the worker refuses a file of another length
         bpm = meta.get("bpm")
         if isinstance(bpm, (int, float)) and not isinstance(bpm, bool) and 20 <= bpm <= 400:
             cmd["bar_frames"] = 4 * 60.0 / bpm * 48_000
@@ -263,6 +276,10 @@ class PlaybackService:
     async def play(self, p: P.PlayParams) -> dict[str, Any]:
         self._refuse_remote()
         track_id, path, meta = self._resolve(p)
+        if not track_id.startswith("file:"):  # a library track: its file must be the one its sidecar describes
+            track = Track(track_id, path, meta)
+            if not self._library.is_verified(track):  # hashing runs once per file version, off the loop
+                await asyncio.to_thread(self._library.verify, track)
         if p.sink:
             self.engine.set_sink(p.sink)
         if p.loop is not None:

@@ -1,16 +1,30 @@
-"""The mixer: 48 kHz stereo float32 blocks, sample-accurate, no clicks.
+"""The mixer: 48 kHz stereo float32 blocks, sample-accurate, no clicks, never past full scale.
 
-    Mixer.render(frames) -> (frames, 2) float32
+    Mixer.render(frames) -> (frames, 2) float32, every sample finite and |x| <= 1.0
 
 A ``Voice`` is one track being read: it loops on its exact last sample when the track was
 made to loop (``loopable``), otherwise through a short equal-power crossfade of its tail
 into its head. The mixer holds the current voice, voices fading out, and at most one
 queued voice, which crossfades in (equal-power) when the current pass nears its end.
-Master gain = volume x pause gain; both move in linear per-sample ramps, so pause, resume
-and volume never click or zipper. Seek is a ramp-long crossfade from the old position.
 
-Pure numpy and no I/O: the playback worker calls ``render`` from its audio loop and drains
-``events`` afterwards.
+The gain of every sample is composed of bounded stages, never accumulated:
+
+    voice envelope  0..1    fade in, or fade out *from the level the voice had* (a voice
+                            cut short while fading in leaves at that level, not at full)
+    crossfade sum   <= 1.42 the voices' envelopes together are held at or under sqrt(2)
+                            (what one equal-power crossfade reaches), whatever the storm of
+                            play / seek / next; scaled smoothly, so no step appears
+    pause           0..1    linear 20 ms ramp
+    volume          0..1.5  linear 20 ms ramp
+    safety limiter          the identity up to -1 dBFS, above it a soft knee that reaches
+                            1.0 only at infinity; its slope is never above 1, so it cannot
+                            make a step larger than the one it was given
+
+so no command order can push a sample past 1.0, or turn a join into a click. Seek is a
+ramp-long crossfade from the old position.
+
+Pure numpy and no I/O: the playback worker calls ``render`` from its audio loop, drains
+``events`` afterwards, and reports what the limiter did (``limited``).
 """
 
 from __future__ import annotations
@@ -29,6 +43,9 @@ SEAM_SEC = 0.25  # tail -> head crossfade of a track that was not made to loop
 DEFAULT_CROSSFADE_SEC = 4.0
 QUICK_CROSSFADE_SEC = 1.0  # an explicit play / next: prompt, but still no hard cut
 MAX_VOLUME = 1.5
+MAX_ENVELOPE_SUM = math.sqrt(2.0)  # sin + cos at the middle of one equal-power crossfade
+LIMIT_KNEE = 10 ** (-1 / 20)  # -1 dBFS: below it the limiter is the identity
+INAUDIBLE = 1e-3  # -60 dB: a voice leaving at this level or lower is dropped at once
 
 
 class Voice:
@@ -56,6 +73,9 @@ class Voice:
             tail = self.samples[self.n - self.seam:]
             head = self.samples[:self.seam]
             self._xhead = (tail * fade_out + head * fade_in).astype(np.float32)
+        # A track made to loop has no faded edges: played to its end (loop off), its last
+        # ramp fades out, or the stop would be a click.
+        self.end_fade = min(int(RAMP_SEC * RATE), self.n // 4) if loopable else 0
 
     def clone_at(self, frame: int) -> "Voice":
         """The same track (samples shared, not copied) starting at ``frame``."""
@@ -99,24 +119,43 @@ class Voice:
                 out[written:written + take] = self._xhead[self.pos:self.pos + take]
             else:
                 out[written:written + take] = self.samples[self.pos:self.pos + take]
+                if not self.loop and self.end_fade and self.pos + take > self.n - self.end_fade:
+                    self._fade_end(out[written:written + take], self.pos)
             self.pos += take
             written += take
         return written
 
+    def _fade_end(self, seg: np.ndarray, start: int) -> None:
+        """Scale the part of ``seg`` (frames from ``start``) that lies in the end fade."""
+        first = self.n - self.end_fade
+        k = np.arange(max(start, first), start + seg.shape[0], dtype=np.float64)
+        t = (k - first + 0.5) / self.end_fade
+        seg[int(k[0]) - start:] *= np.cos(0.5 * np.pi * t).astype(np.float32)[:, None]
+
 
 @dataclass
 class Fade:
-    """An equal-power gain curve over ``length`` frames: sin rising (in) or cos falling (out)."""
+    """An equal-power gain curve over ``length`` frames: sin rising from 0 to 1 (in), or cos
+    falling from ``start`` to 0 (out). ``level`` is the last gain it gave (where it stands)."""
 
     length: int
     rising: bool
     done: int = 0
+    start: float = 1.0  # a fade out begins at the level its voice had, never above it
+    level: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.length = max(1, int(self.length))
+        self.level = 0.0 if self.rising else self.start
 
     def gains(self, count: int) -> np.ndarray:
         k = np.arange(self.done, self.done + count, dtype=np.float64)
         t = np.minimum((k + 0.5) / self.length, 1.0)
         self.done += count
-        return (np.sin if self.rising else np.cos)(0.5 * np.pi * t).astype(np.float32)
+        g = np.sin(0.5 * np.pi * t) if self.rising else self.start * np.cos(0.5 * np.pi * t)
+        if count:
+            self.level = float(g[-1])
+        return g
 
     @property
     def finished(self) -> bool:
@@ -172,6 +211,8 @@ class Mixer:
         self.paused = False
         self.frames_out = 0
         self.events: list[dict[str, Any]] = []
+        self.limited_samples = 0  # samples the safety limiter changed (the worker reports them)
+        self.limited_peak = 0.0  # the largest magnitude it was given
         self._scratch = np.zeros((BLOCK, CHANNELS), dtype=np.float32)
 
     # ----- state --------------------------------------------------------------------------
@@ -227,18 +268,25 @@ class Mixer:
             self._end_paused()
             return
         if self.current is not None:
-            self.outgoing.append((self.current, Fade(self.ramp_frames, rising=False)))
+            self._fade_out(self.current, self.ramp_frames)
             self._event("stopped", track_id=self.current.track_id)
             self.current = None
             self._fade_in = None
 
     def _end_paused(self) -> None:
         """Paused, what plays is silent (or within one ramp of it): it ends where it is. A
-        fade-out would be heard, because the pause gain would have to come back up under it."""
+        fade-out would be heard, because the pause gain would have to come back up under it,
+        so the pause gain is folded into the voices instead: each leaves from the level it is
+        heard at now (nothing, once the pause ramp is over) and the pause gain returns to 1."""
+        heard = self.pause.value
+        leaving = [(v, f.level) for v, f in self.outgoing]
+        if self.current is not None:
+            leaving.append((self.current, self._current_level()))
         self.current, self._fade_in = None, None
-        self.outgoing.clear()
+        self.outgoing = [(v, Fade(self.ramp_frames, rising=False, start=level * heard))
+                         for v, level in leaving if level * heard > INAUDIBLE]
         self.paused = False
-        self.pause = Ramp(1.0, self.ramp_frames)  # nothing left to hear: full gain at once
+        self.pause = Ramp(1.0, self.ramp_frames)
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
@@ -249,6 +297,14 @@ class Mixer:
 
     def set_loop(self, on: bool) -> None:
         self.loop = on
+        voice = self.current
+        if on and voice is not None and not voice.loop and voice.seam and voice.pos > voice.n - voice.seam:
+            # Inside the tail that a looping pass reads crossfaded with the head: switching
+            # in place would jump between the two, so it crossfades like a seek.
+            target = voice.clone_at(voice.pos)
+            target.loop = True
+            self._fade_out(voice, self.ramp_frames)
+            self.current, self._fade_in = target, Fade(self.ramp_frames, rising=True)
         for voice in [self.current, self.queued]:
             if voice is not None:
                 voice.loop = on
@@ -258,15 +314,26 @@ class Mixer:
             return
         target = self.current.clone_at(int(round(seconds * RATE)))
         target.loop = self.current.loop
-        self.outgoing.append((self.current, Fade(self.ramp_frames, rising=False)))
+        self._fade_out(self.current, self.ramp_frames)
         self.current, self._fade_in = target, Fade(self.ramp_frames, rising=True)
+
+    def _current_level(self) -> float:
+        """The envelope gain the current voice stands at (1 once its fade in is over)."""
+        return 1.0 if self._fade_in is None else self._fade_in.level
+
+    def _fade_out(self, voice: Voice, frames: int) -> None:
+        """Move the current ``voice`` out, falling from the level it has now: composed, so a
+        voice that had only begun to rise leaves quietly instead of at full gain."""
+        level = self._current_level()
+        if level > INAUDIBLE:
+            self.outgoing.append((voice, Fade(frames, rising=False, start=level)))
 
     def _switch_to(self, voice: Voice, fade_frames: int) -> None:
         old = self.current
         if old is not None:
             if not old.loop:  # a voice that ends must not leave a hole in the fade
                 fade_frames = max(self.ramp_frames, min(fade_frames, old.n - old.pos))
-            self.outgoing.append((old, Fade(fade_frames, rising=False)))
+            self._fade_out(old, fade_frames)
         self.current = voice
         self._fade_in = Fade(fade_frames, rising=True)
         if self.queued is voice:
@@ -301,7 +368,24 @@ class Mixer:
             self.frames_out += seg
         if done < frames:
             self.frames_out += frames - done
+        self._limit(out)
         return out
+
+    def _limit(self, out: np.ndarray) -> None:
+        """The safety limiter, in place: identity up to LIMIT_KNEE, a tanh knee above it."""
+        finite = np.isfinite(out)
+        if not finite.all():  # cannot come from finite tracks; if it ever did, silence, not noise
+            out[~finite] = 0.0
+        magnitude = np.abs(out)
+        over = magnitude > LIMIT_KNEE
+        if not over.any():
+            return
+        m = magnitude[over].astype(np.float64)
+        head = 1.0 - LIMIT_KNEE
+        limited = np.minimum(LIMIT_KNEE + head * np.tanh((m - LIMIT_KNEE) / head), 1.0)
+        out[over] = (np.sign(out[over]) * limited).astype(np.float32)
+        self.limited_samples += int(m.size)
+        self.limited_peak = max(self.limited_peak, float(m.max()))
 
     def _mix(self, buf: np.ndarray) -> None:
         n = buf.shape[0]
@@ -309,14 +393,23 @@ class Mixer:
             self._scratch = np.zeros((n, CHANNELS), dtype=np.float32)
         tmp = self._scratch[:n]
         voice = self.current
+        # The envelopes first (they do not depend on the audio), so that their sum can be held
+        # at MAX_ENVELOPE_SUM before anything is heard.
+        current_gain = None
         if voice is not None:
+            current_gain = self._fade_in.gains(n) if self._fade_in is not None else np.ones(n)
+        out_gains = [fade.gains(n) for _, fade in self.outgoing]
+        total = sum(out_gains, np.zeros(n) if current_gain is None else current_gain)
+        # total is continuous in time (every envelope is), so this scale is too: no step.
+        scale = MAX_ENVELOPE_SUM / np.maximum(total, MAX_ENVELOPE_SUM)  # 1 until the sum passes sqrt(2)
+        if voice is not None:
+            assert current_gain is not None
             passes = voice.passes
             tmp[:] = 0.0
             got = voice.read(tmp)
-            if self._fade_in is not None:
-                tmp *= self._fade_in.gains(n)[:, None]
-                if self._fade_in.finished:
-                    self._fade_in = None
+            tmp *= (current_gain * scale).astype(np.float32)[:, None]
+            if self._fade_in is not None and self._fade_in.finished:
+                self._fade_in = None
             buf += tmp
             if voice.passes != passes:
                 self._event("looped", track_id=voice.track_id, passes=voice.passes)
@@ -325,12 +418,12 @@ class Mixer:
                 self.current = None
                 self._fade_in = None
         keep: list[tuple[Voice, Fade]] = []
-        for old, fade in self.outgoing:
+        for (old, fade), gains in zip(self.outgoing, out_gains):
             tmp[:] = 0.0
             old.read(tmp)
-            tmp *= fade.gains(n)[:, None]
+            tmp *= (gains * scale).astype(np.float32)[:, None]
             buf += tmp
-            if not fade.finished:
+            if not fade.finished and fade.level > INAUDIBLE and not old.ended:
                 keep.append((old, fade))
         self.outgoing = keep
 

@@ -118,6 +118,12 @@ class Radio:
             return None
         return self.pending_prompt if self.pending is not None else self.plan.prompt_at(self._index)
 
+    def next_backend(self, default: str) -> str | None:
+        """The backend the next track will be made with while the radio runs (None: off)."""
+        if self.plan is None:
+            return None
+        return self.plan.backend or default
+
     def describe(self) -> dict[str, Any]:
         nxt = None
         if self.pending is not None:

@@ -11,6 +11,10 @@ extra arguments (``mpv --ao=null``); ``capture PATH [SPEED]`` (SPEED 1 = real ti
 fast as the mixer runs); anything else is a command that reads raw f32le 48 kHz stereo on
 stdin. A sink that cannot start, exits, or stops reading for ``HANG_SEC`` raises SinkFailed
 with its own last stderr line and a hint naming what was tried.
+
+A sink is foreign: its stderr is read in small chunks and every line kept is cut to
+``MAX_FOREIGN_CHARS`` as it arrives (an 8 MB line is never held whole), and a player runs in
+a process group of its own, which is ended as a whole (a wrapper's children go with it).
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from __future__ import annotations
 import collections
 import os
 import platform
+import re
 import select
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -47,18 +53,34 @@ PLAYERS: dict[str, list[str]] = {
 }
 AUTO_ORDER_LINUX = ["sounddevice", "pw-cat", "paplay", "aplay", "mpv", "ffplay"]
 AUTO_ORDER_MAC = ["sounddevice", "mpv", "ffplay"]
+MAX_FOREIGN_CHARS = 2048  # a foreign string (stderr, a file name, an exception's text) in any message
+STDERR_LINES = 20  # the last lines of a sink's stderr kept to explain a failure
+CLOSE_WAIT_SEC = 1.0  # a player drains what it holds (< 0.2 s) after its stdin closes
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def cap(text: str, limit: int = MAX_FOREIGN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (saying how long it was), control characters shown
+    as U+FFFD: a foreign string may enter a message, but never whole and never raw."""
+    text = _CONTROL.sub("\ufffd", text)
+    if len(text) <= limit:
+        return text
+    note = f"… ({len(text)} characters, cut)"
+    return text[:max(0, limit - len(note))] + note
 
 
 class SinkFailed(Exception):
     def __init__(self, sink: str, message: str, *, stderr: str = "", hint: str = PICK_HINT) -> None:
         super().__init__(message)
-        self.sink = sink
-        self.message = message
-        self.stderr = stderr
+        self.sink = cap(sink, 200)
+        self.message = cap(message)
+        self.stderr = cap(stderr)
         self.hint = hint
 
     def to_dict(self) -> dict[str, str]:
-        return {"sink": self.sink, "message": self.message, "stderr": self.stderr, "hint": self.hint}
+        """What playback_error carries: the sink's own words once, inside ``message``."""
+        return {"sink": self.sink, "message": self.message, "hint": self.hint}
 
 
 class Sink:
@@ -102,10 +124,10 @@ class PipeSink(Sink):
     """A player process fed on stdin. Its stderr is kept (last lines) to explain a failure."""
 
     def __init__(self, name: str, argv: list[str]) -> None:
-        self.name = name
+        self.name = cap(name, 200)
         self.argv = argv
         self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr: collections.deque[str] = collections.deque(maxlen=20)
+        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.started_at = 0.0
 
     def open(self) -> None:
@@ -125,10 +147,37 @@ class PipeSink(Sink):
                          name=f"sink-stderr-{self.name}").start()
 
     def _read_stderr(self, stream) -> None:  # type: ignore[no-untyped-def]
-        for raw in stream:
-            line = raw.decode("utf-8", "replace").strip()
-            if line:
-                self._stderr.append(line)
+        """Keep the last lines, each at most MAX_FOREIGN_CHARS: chunks, never a whole line."""
+        fd = stream.fileno()
+        line = bytearray()
+        overflow = 0  # bytes of the current line beyond what is kept
+        limit = MAX_FOREIGN_CHARS * 4  # UTF-8: up to 4 bytes a character
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            *done, rest = chunk.split(b"\n")
+            for piece in done:
+                self._keep_line(line, piece, overflow, limit)
+                line, overflow = bytearray(), 0
+            room = limit - len(line)
+            line += rest[:max(0, room)]
+            overflow += max(0, len(rest) - max(0, room))
+        self._keep_line(line, b"", overflow, limit)
+        stream.close()
+
+    def _keep_line(self, head: bytearray, piece: bytes, overflow: int, limit: int) -> None:
+        room = limit - len(head)
+        kept = bytes(head) + piece[:max(0, room)]
+        overflow += max(0, len(piece) - max(0, room))
+        text = kept.decode("utf-8", "replace").strip()
+        if overflow:
+            text += f"… ({overflow} more bytes on this line, not kept)"
+        if text:
+            self._stderr.append(cap(text))
 
     def last_stderr(self) -> str:
         """The sink's own explanation: its last line that reads like an error, else its last line."""
@@ -142,10 +191,9 @@ class PipeSink(Sink):
     def _failed(self, what: str) -> SinkFailed:
         proc = self._proc
         code = proc.poll() if proc else None
-        if proc is not None and code is None:
-            self._kill()
-        else:
+        if code is not None:
             time.sleep(0.05)  # let the stderr reader catch the last words
+        self._kill()  # hung or exited: the whole group ends (an exited wrapper may leave children)
         detail = f" (exit code {code})" if code is not None else ""
         stderr = self.last_stderr()
         message = f"{self.name} {what}{detail}" + (f": {stderr}" if stderr else "")
@@ -173,14 +221,15 @@ class PipeSink(Sink):
                 raise self._failed("exited")
 
     def _kill(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        try:
-            proc.kill()
-            proc.wait(timeout=2)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+        """End the group once: after the leader is reaped its pid may be handed out again."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            end_group(proc)
+            try:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            except OSError:
+                pass
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -191,12 +240,37 @@ class PipeSink(Sink):
             proc.stdin.close()
         except OSError:
             pass
+        exited_by_itself(proc, CLOSE_WAIT_SEC)  # a player drains what it holds, then exits
+        end_group(proc)  # whatever it started and left behind goes with it
+
+
+def exited_by_itself(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``proc`` to exit, without reaping it: while it is a zombie its
+    pid (= its process group's id) cannot be reused, so the group can still be signalled safely."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            proc.wait(timeout=1.0)  # a player drains what it holds (< 0.2 s)
-        except subprocess.TimeoutExpired:
-            self._proc = proc
-            self._kill()
-            self._proc = None
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:  # already reaped
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def end_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the sink's whole process group (it was started in a session of its own), then
+    reap the leader. Also when the leader has exited: children it left keep the group, and the
+    kernel never hands out a pid still in use as a group id, so the signal reaches only them."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=2)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 class PortAudioSink(Sink):

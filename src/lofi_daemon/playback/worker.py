@@ -14,7 +14,10 @@ stop, next, seek {position_sec}, volume {volume}, loop {on}, crossfade {sec}, si
 quit; streamed sources (``stream.py``): stream {how, track_id, ...}, stream_data, stream_end,
 join {track_id, path, after, from_frame}.
 Events: state, track (started / looped / ended / stopped / buffering / buffered), applied,
-sink_error, track_error, first_sample.
+sink_error, track_error, first_sample, limited (the safety limiter acted: at most one per LIMITER_REPORT_SEC).
+
+Every foreign string in an event (a sink's stderr, a file name, an exception's text) is cut
+to ``MAX_FOREIGN_CHARS`` here, where it enters, so no event can outgrow what a client reads.
 """
 
 from __future__ import annotations
@@ -33,28 +36,64 @@ import numpy as np
 from .mixer import BLOCK, RATE, Mixer, Voice
 from .sinks import Sink, SinkFailed, candidates
 from .stream import StreamInbox, StreamVoice, drain_stream_events, file_voice
+from .sinks import MAX_FOREIGN_CHARS, Sink, SinkFailed, candidates, cap
 
 LEAD_SEC = 0.1  # audio written ahead of real time: rides out stalls, keeps pause/volume quick
 TICK_SEC = 1.0  # a state event at least this often while playing
 IDLE_CLOSE_SEC = 2.0  # after stop, keep the sink open briefly (a quick next play reuses it)
 MAX_TRACK_SEC = 900  # a longer file is refused rather than filling memory
+MIN_RATE, MAX_RATE, MAX_CHANNELS = 8_000, 384_000, 8  # a header outside these is not audio we play
+LENGTH_TOLERANCE_SEC = 0.01  # sidecars round durations; a damaged file is off by far more
 AUTO_RETRY_WINDOW_SEC = 2.0  # in auto mode, a sink failing this early hands over to the next one
 SINK_CONFIRM_SEC = 0.5  # a player that cannot open its device exits sooner; only then is it named
+LIMITER_REPORT_SEC = 10.0  # the limiter acting is logged, but at most this often
+
+
+class Unplayable(ValueError):
+    """The file is not playable audio (the only error ``load_voice`` raises); ``damaged``: its
+    length is not the one its sidecar recorded."""
+
+    def __init__(self, message: str, *, damaged: bool = False) -> None:
+        super().__init__(message)
+        self.damaged = damaged
 
 
 def load_voice(cmd: dict[str, Any]) -> Voice:
-    """Decode ``cmd['path']`` into a 48 kHz stereo voice. Every file is untrusted input."""
+    """Decode ``cmd['path']`` into a 48 kHz stereo voice. Every file is untrusted input: its
+    header is checked before anything is allocated, and every failure is ``Unplayable``."""
+    try:
+        return _decode(cmd)
+    except Unplayable:
+        raise
+    except MemoryError:
+        raise Unplayable("not enough memory to decode it") from None
+    except Exception as exc:  # libsndfile's errors, a truncated stream, a bad header
+        raise Unplayable(f"{type(exc).__name__}: {exc}") from None
+
+
+def _decode(cmd: dict[str, Any]) -> Voice:
     from .. import audio
 
     path = Path(cmd["path"])
     frames, rate, channels = audio.probe(path)
     if frames <= 0 or rate <= 0 or channels <= 0:
-        raise ValueError("the file holds no audio")
+        raise Unplayable("the file holds no audio")
+    if not MIN_RATE <= rate <= MAX_RATE or channels > MAX_CHANNELS:
+        raise Unplayable(f"the file says {rate} Hz and {channels} channels, which no track has")
     if frames / rate > MAX_TRACK_SEC:
-        raise ValueError(f"the file is {frames / rate:.0f} s long; at most {MAX_TRACK_SEC} s can be played")
+        raise Unplayable(f"the file is {frames / rate:.0f} s long; at most {MAX_TRACK_SEC} s can be played")
+    expect = cmd.get("expect_sec")
+    if isinstance(expect, (int, float)) and abs(frames / rate - expect) > LENGTH_TOLERANCE_SEC:
+        raise Unplayable(f"the file holds {frames / rate:.3f} s of audio, its sidecar says {expect:g} s",
+                         damaged=True)
     samples, rate = audio.read(path)  # (channels, frames)
+    if isinstance(expect, (int, float)) and abs(samples.shape[1] / rate - expect) > LENGTH_TOLERANCE_SEC:
+        raise Unplayable(f"only {samples.shape[1] / rate:.3f} s of the {expect:g} s its sidecar records could "
+                         "be decoded", damaged=True)
+    if samples.shape[1] == 0:
+        raise Unplayable("the file holds no audio")
     if not np.all(np.isfinite(samples)):
-        raise ValueError("the file holds NaN/inf samples")
+        raise Unplayable("the file holds NaN/inf samples")
     if samples.shape[0] == 1:
         samples = np.repeat(samples, 2, axis=0)
     elif samples.shape[0] > 2:
@@ -76,6 +115,12 @@ def join(mixer: Mixer, voice: StreamVoice, after: str) -> None:
         voice.seg.start = 0
         voice._p = 0
         mixer.enqueue(voice)
+def finite(value: Any) -> float:
+    """A number from a command, refused when it is not one (NaN, inf, a string)."""
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
 
 
 class Worker:
@@ -98,6 +143,7 @@ class Worker:
         self._last_tick = 0.0
         self._idle_since: float | None = None
         self.streams = StreamInbox()
+        self._limiter_told = (0, -LIMITER_REPORT_SEC)  # (samples limited, when) at the last report
 
     # ----- output ---------------------------------------------------------------------------
     def emit(self, event: str, **data: Any) -> None:
@@ -136,7 +182,7 @@ class Worker:
                 if not isinstance(cmd, dict) or not isinstance(cmd.get("cmd"), str):
                     raise ValueError("a command is a JSON object with a string 'cmd'")
             except ValueError as exc:
-                self.emit("command_error", message=str(exc))
+                self.emit("command_error", message=cap(str(exc)))
                 continue
             try:
                 if self.streams.take(cmd):  # stream chunks go straight into their buffer
@@ -152,9 +198,14 @@ class Worker:
                     voice = load_voice(cmd)
                     if cmd.get("stream") or cmd["cmd"] == "join":
                         voice = file_voice(voice.samples, cmd)
-                except Exception as exc:  # unreadable, truncated, not audio: say so, play on
-                    self.emit("track_error", track_id=cmd.get("track_id"), path=cmd.get("path"),
-                              message=f"cannot play {cmd.get('path')}: {type(exc).__name__}: {exc}")
+                except Unplayable as exc:  # unreadable, truncated, not audio: say so, play on
+                    path = cap(str(cmd.get("path")), MAX_FOREIGN_CHARS // 2)
+                    self.emit("track_error", track_id=cap(str(cmd.get("track_id")), 200), path=path,
+                              damaged=exc.damaged, message=cap(f"cannot play {path}: {exc}"))
+                    continue
+                except (ValueError, TypeError) as exc:  # a stream command's own fields
+                    self.emit("track_error", track_id=cap(str(cmd.get("track_id")), 200), path=None,
+                              message=cap(f"cannot stream {cmd.get('track_id')}: {exc}"))
                     continue
             self._commands.put((cmd, voice))
             self._wake.set()
@@ -167,7 +218,10 @@ class Worker:
                 cmd, voice = self._commands.get_nowait()
             except queue.Empty:
                 return
-            self.apply(cmd, voice)
+            try:
+                self.apply(cmd, voice)
+            except (TypeError, ValueError, OverflowError) as exc:  # a malformed value: say so, play on
+                self.emit("command_error", message=cap(f"{cmd.get('cmd')!s}: {type(exc).__name__}: {exc}"))
 
     def apply(self, cmd: dict[str, Any], voice: Voice | None) -> None:
         m = self.mixer
@@ -192,13 +246,13 @@ class Worker:
         elif name == "next":
             m.next()
         elif name == "seek":
-            m.seek(float(cmd.get("position_sec", 0.0)))
+            m.seek(finite(cmd.get("position_sec", 0.0)))
         elif name == "volume":
-            m.set_volume(float(cmd.get("volume", 100)) / 100.0)
+            m.set_volume(finite(cmd.get("volume", 100)) / 100.0)
         elif name == "loop":
             m.set_loop(bool(cmd.get("on", True)))
         elif name == "crossfade":
-            m.set_crossfade(float(cmd.get("sec", 4.0)))
+            m.set_crossfade(min(60.0, finite(cmd.get("sec", 4.0))))
         elif name == "sink":
             self.sink_spec = str(cmd.get("spec") or "auto")
             self._close_sink()
@@ -212,6 +266,16 @@ class Worker:
                   applied_frame=m.frames_out - self._sink_frame0)
         self.emit_events()
         self.emit("state", **self.snapshot())
+
+    def report_limiter(self, now: float) -> None:
+        """The limiter acting means something upstream was too loud: say so, rate-limited."""
+        told_samples, told_at = self._limiter_told
+        samples = self.mixer.limited_samples
+        if samples > told_samples and now - told_at >= LIMITER_REPORT_SEC:
+            self.emit("limited", samples=samples - told_samples, peak=round(self.mixer.limited_peak, 3),
+                      volume=round(self.mixer.volume.target * 100))
+            self._limiter_told = (samples, now)
+            self.mixer.limited_peak = 0.0
 
     def emit_events(self) -> int:
         """Send the mixer's events; returns how many changed what clients see (a loop does not)."""
@@ -349,6 +413,7 @@ class Worker:
                 continue
             block = self.mixer.render(BLOCK)
             changed = self.emit_events()
+            self.report_limiter(time.monotonic())
             self._pace()
             self._write(block)
             now = time.monotonic()

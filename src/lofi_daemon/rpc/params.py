@@ -61,6 +61,14 @@ class BackendParams(Params):
     backend: str = Field(min_length=1, max_length=64)
 
 
+class ReadTrackParams(Params):
+    """One chunk of a track's audio (the remote generator fetching a finished track)."""
+
+    track_id: str = Field(min_length=1, max_length=128)
+    offset: int = Field(default=0, ge=0, le=2**40)
+    max_bytes: int = Field(default=1 << 20, ge=1, le=4 << 20)
+
+
 class ListTracksParams(Params):
     backend: str | None = None
     limit: int | None = Field(default=None, ge=1, le=10_000)

@@ -87,7 +87,7 @@ async def connect(path: Path) -> RpcConnection | None:
     private, so a socket planted in a shared folder is never talked to.
     """
     try:
-        reader, writer = await asyncio.open_unix_connection(os.fsencode(path), limit=framing.MAX_LINE_BYTES)
+        reader, writer = await asyncio.open_unix_connection(os.fsencode(path), limit=framing.MAX_REPLY_BYTES)
     except (ConnectionRefusedError, FileNotFoundError, NotADirectoryError, PermissionError):
         return None
     uid = peer_uid(writer.get_extra_info("socket"))

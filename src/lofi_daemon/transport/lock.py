@@ -9,7 +9,27 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from pathlib import Path
+
+
+class UnsafeLockPath(OSError):
+    """Something other than a plain file of ours sits at a lock path (a directory, symlink, FIFO)."""
+
+
+def _open_lock_file(path: Path) -> int:
+    """The lock file, created 0600; never through a symlink, never blocking on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as exc:  # EISDIR (a directory), ELOOP (a symlink)
+        raise UnsafeLockPath(exc.errno, f"{path} is not a plain file ({exc.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        os.close(fd)
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "not a regular file" if not stat.S_ISREG(st.st_mode) \
+            else f"owned by uid {st.st_uid}"
+        raise UnsafeLockPath(f"{path} is {kind}")
+    return fd
 
 
 def lock_path(socket_path: Path) -> Path:
@@ -22,7 +42,7 @@ class LifeLock:
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = _open_lock_file(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -53,7 +73,7 @@ class SpawnLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "SpawnLock":
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        self._fd = _open_lock_file(self.path)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
 

@@ -20,10 +20,22 @@ from pathlib import Path
 from typing import Mapping
 
 MAX_SOCKET_PATH_BYTES = 100  # sun_path is 108 bytes on Linux, 104 on macOS
+SUN_PATH_BYTES = 104 if sys.platform == "darwin" else 108  # including the final NUL
 
 
 class UnsafeSocketDir(OSError):
     """The socket directory is not ours alone (wrong owner, a symlink, not a directory)."""
+
+
+class SocketPathTooLong(ValueError):
+    """An explicit socket path that does not fit ``sun_path``."""
+
+
+def check_socket_path(path: Path) -> None:
+    size = len(os.fsencode(path))
+    if size >= SUN_PATH_BYTES:
+        raise SocketPathTooLong(f"the socket path {path} is {size} bytes; a unix socket path has at most "
+                                f"{SUN_PATH_BYTES - 1}")
 
 
 def cache_tag(cache_dir: str) -> str:

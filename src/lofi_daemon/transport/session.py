@@ -16,10 +16,18 @@ from ..rpc.dispatch import Dispatcher, protocol_error
 log = logging.getLogger(__name__)
 
 
-def encode_safely(message: dict[str, Any] | list[dict[str, Any]]) -> bytes:
-    """One line for ``message``; a payload that cannot be encoded becomes an error reply."""
+def encode_safely(message: dict[str, Any] | list[dict[str, Any]], limit: int = framing.MAX_MESSAGE_BYTES) -> bytes:
+    """One line for ``message`` of at most ``limit`` bytes (long strings shortened); a payload
+    that cannot be encoded becomes an error reply."""
     try:
-        return framing.encode(message)
+        if isinstance(message, dict):
+            return framing.encode_bounded(message, limit)
+        data = framing.encode(message)  # a batch reply: too big as a whole is one error
+        if len(data) <= limit:
+            return data
+        return framing.encode(protocol_error(None, ErrorCode.INTERNAL_ERROR,
+                                             f"the batch reply is {len(data)} bytes, over {limit}; "
+                                             "send fewer requests per batch"))
     except (ValueError, TypeError) as exc:  # e.g. NaN in a payload: answer, never die
         log.error("cannot encode a message (%s): %.200r", exc, message)
         req_id = message.get("id") if isinstance(message, dict) else None

@@ -27,7 +27,7 @@ from .session import answer_line, encode_safely
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 1 << 20
+READ_CHUNK = 256 * 1024
 PAUSE_READING_BYTES = 1 << 20  # unwritten output that stops reading more requests
 CHUNKS_IN_FLIGHT = 4  # read chunks waiting for the loop
 WRITE_BATCH_BYTES = 256 * 1024  # queued messages joined into one write
@@ -119,8 +119,10 @@ class Outbox:
 class StdioServer:
     shared = False  # the only client: ending its connection ends the daemon
 
-    def __init__(self, dispatcher: Dispatcher, reader: BinaryIO, writer: BinaryIO) -> None:
+    def __init__(self, dispatcher: Dispatcher, reader: BinaryIO, writer: BinaryIO, *,
+                 max_line_bytes: int = framing.DEFAULT_MAX_LINE_BYTES) -> None:
         self._dispatcher = dispatcher
+        self.max_line_bytes = max_line_bytes
         self._reader = reader
         self._outbox = Outbox(writer, on_broken=self._stop_threadsafe)
         self._stop = asyncio.Event()
@@ -151,7 +153,7 @@ class StdioServer:
         return self._outbox.close(timeout)
 
     def info(self) -> dict[str, Any]:
-        return {"transport": "stdio", "socket_path": None, "clients": 1}
+        return {"transport": "stdio", "socket_path": None, "clients": 1, "max_line_bytes": self.max_line_bytes}
 
     # ----- input -----------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -184,7 +186,7 @@ class StdioServer:
                 pass
 
         threading.Thread(target=read_forever, name="lofi-stdin", daemon=True).start()
-        splitter = framing.LineSplitter()
+        splitter = framing.LineSplitter(self.max_line_bytes)  # discards a runaway line as it streams
         stop_wait = asyncio.ensure_future(self._stop.wait())
         try:
             while not self._stop.is_set():

@@ -189,6 +189,15 @@ class AceStepBackend(Backend):
         log.info("ace_step: loaded %s on %s (%s%s)", root, target.device, target.dtype_name,
                  ", low-VRAM" if target.low_vram else "")
 
+    def held_memory(self) -> dict[str, Any] | None:
+        pipeline, target = self._pipeline, self._target
+        if pipeline is None or target is None:
+            return None
+        from ...memory import tensor_bytes
+
+        weights = tensor_bytes([pipeline.transformer, pipeline.text_encoder.model, pipeline.decoder])
+        return {"weight_bytes": weights, "device": target.device, "low_vram": target.low_vram}
+
     def unload(self) -> None:
         pipeline, self._pipeline = self._pipeline, None
         if pipeline is None:
@@ -308,11 +317,16 @@ class AceStepBackend(Backend):
 
     @staticmethod
     def _check_memory(needs: "_MemoryNeeds", target: ResolvedDevice) -> None:
+        # ACE-Step v1 has one size; the smaller choices are placements and other backends.
+        other_backends = "backend = 'ace_step_15' (its 2B turbo needs less) or 'musicgen'"
         if target.device == "cuda" and target.low_vram:
-            check_memory(needs.largest(target.dtype), "cuda", "the largest ACE-Step component (low-VRAM mode)")
-            check_memory(needs.weights(target.dtype), "cpu", "ACE-Step (kept in RAM in low-VRAM mode)")
+            check_memory(needs.largest(target.dtype), "cuda", "the largest ACE-Step component (low-VRAM mode)",
+                         choices=[other_backends])
+            check_memory(needs.weights(target.dtype), "cpu", "ACE-Step (kept in RAM in low-VRAM mode)",
+                         choices=[other_backends])
         else:
-            check_memory(needs.total(target.dtype), target.device, "ACE-Step")
+            placements = ["low_vram = 'on' (one component on the GPU at a time)"] if target.device == "cuda" else []
+            check_memory(needs.total(target.dtype), target.device, "ACE-Step", choices=[*placements, other_backends])
 
 
 @dataclass

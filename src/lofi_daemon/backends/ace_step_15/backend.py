@@ -226,7 +226,7 @@ class AceStep15Backend(Backend):
         paths = self._paths()
         fp32_bytes = weight_bytes(paths, SETUP_HINT)
         plan_target = resolve(device)
-        needs = _MemoryNeeds(fp32_bytes)
+        needs = _MemoryNeeds(fp32_bytes, self._chosen().key)
         target = resolve(device, vram_needed_bytes=needs.total(plan_target.dtype))
         needs.check(target)
 
@@ -255,6 +255,14 @@ class AceStep15Backend(Backend):
         if self._costs is None or (self._costs.device, self._costs.threads) != (target.device, threads):
             self._costs = CostModel(target.device, threads)
         log.info("ace_step_15: loaded %s on %s (%s)", self.model_version, target.device, target.dtype_name)
+
+    def held_memory(self) -> dict[str, Any] | None:
+        pipe, target = self._pipe, self._target
+        if pipe is None or target is None:
+            return None
+        from ...memory import tensor_bytes
+
+        return {"weight_bytes": tensor_bytes([pipe]), "device": target.device, "low_vram": target.low_vram}
 
     def unload(self) -> None:
         pipe, self._pipe, self._placement = self._pipe, None, None
@@ -344,6 +352,7 @@ class _MemoryNeeds:
     """Float32 weight bytes per component (safetensors headers) and the working memory."""
 
     fp32_bytes: dict[str, int]
+    variant: str = "turbo"
     #: Activations of a 600 s track's DiT call plus one decode tile, and allocator slack.
     ACTIVATIONS_BYTES = int(2.5 * 2**30)
 
@@ -356,9 +365,20 @@ class _MemoryNeeds:
     def total(self, dtype: Any) -> int:
         return self.weights(dtype) + self.ACTIVATIONS_BYTES
 
+    def choices(self, target: ResolvedDevice) -> list[str]:
+        """Smaller ways than this load: the 2B variant, one component on the GPU, musicgen."""
+        out = [] if self.variant == "turbo" else ["ace_step_15_variant = 'turbo' (2B, the smallest)"]
+        if target.device == "cuda" and not target.low_vram:
+            out.append("low_vram = 'on' (one component on the GPU at a time)")
+        out.append("backend = 'musicgen' (musicgen-small needs far less)")
+        return out
+
     def check(self, target: ResolvedDevice) -> None:
+        choices = self.choices(target)
         if target.low_vram:
-            check_memory(self.largest(target.dtype), target.device, "the largest ACE-Step 1.5 component (low-VRAM)")
-            check_memory(self.weights(target.dtype), "cpu", "ACE-Step 1.5 (kept in RAM in low-VRAM mode)")
+            check_memory(self.largest(target.dtype), target.device, "the largest ACE-Step 1.5 component (low-VRAM)",
+                         choices=choices)
+            check_memory(self.weights(target.dtype), "cpu", "ACE-Step 1.5 (kept in RAM in low-VRAM mode)",
+                         choices=choices)
         else:
-            check_memory(self.total(target.dtype), target.device, "ACE-Step 1.5")
+            check_memory(self.total(target.dtype), target.device, "ACE-Step 1.5", choices=choices)

@@ -109,11 +109,7 @@ class MusicgenBackend(Backend):
         parameters = self._count_parameters(snapshot, setup_hint)
         max_tokens = grid.tokens_for(grid.frames_for(MAX_DURATION_SEC))
         required = runtime_bytes(parameters, _DTYPE_BYTES.get(target.dtype_name, 4), config["decoder"], max_tokens)
-        try:
-            check_memory(required, target.device, self.model_id)
-        except ModelLoadFailed as exc:  # same facts; low_vram does not apply to MusicGen
-            raise ModelLoadFailed(exc.message, hint="Close other programs or set musicgen_model to a smaller "
-                                  "checkpoint (facebook/musicgen-small needs the least).", **exc.facts) from None
+        check_memory(required, target.device, self.model_id, choices=self._smaller_choices(target.device))
 
         from .generation import MusicgenSession  # torch + transformers: only now
 
@@ -129,6 +125,14 @@ class MusicgenBackend(Backend):
         )
         log.info("musicgen: loaded %s on %s (%s), %.0fM parameters",
                  self.model_version, target.device, target.dtype_name, parameters / 1e6)
+
+    def held_memory(self) -> dict[str, Any] | None:
+        session = self._session
+        if session is None:
+            return None
+        from ...memory import tensor_bytes
+
+        return {"weight_bytes": tensor_bytes([session.model]), "device": session.device.device, "low_vram": False}
 
     def unload(self) -> None:
         session, self._session = self._session, None
@@ -148,6 +152,18 @@ class MusicgenBackend(Backend):
         return generate(self._session, request, progress, cancel)
 
     # -- load steps ------------------------------------------------------------------------
+
+    def _smaller_choices(self, device: str) -> list[str]:
+        """What needs less memory than this load (low_vram does not apply to MusicGen)."""
+        sizes = ("small", "medium", "large")
+        mine = next((i for i, size in enumerate(sizes) if self.model_id.endswith(size)), 0)
+        prefix = self.model_id[: -len(sizes[mine])]
+        choices = [f"musicgen_model = '{prefix}{size}'" for size in sizes[:mine]]
+        if device != "cpu":
+            choices.append("device = 'cpu' (runs from RAM, slower)")
+        choices.append("backend = 'procedural' (no model to load)")
+        return choices
+
 
     def _read_config(self, snapshot: Path, hint: str) -> dict[str, Any]:
         try:
