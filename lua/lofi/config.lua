@@ -59,6 +59,14 @@ M.defaults = {
     -- statusline shows the player (a clamped volume is said either way).
     notify = true,
   },
+  -- :LofiRadio (docs/radio.md).
+  radio = {
+    -- While the first track is made: "auto" (the nearest library track, else procedural music
+    -- rendered as it plays), "library", "procedural", or "none".
+    bridge = "auto",
+    -- "flow" (each track continues the last; backends that can), "shuffle"; nil: flow where it can.
+    mode = nil,
+  },
   progress = {
     icon = "♪",
     fidget = true, -- use fidget.nvim when it is installed
@@ -160,6 +168,10 @@ H.schema = {
     crossfade_sec = H.check("a number from 0.1 to 30", function(v) return type(v) == "number" and v >= 0.1 and v <= 30 end),
     keep_playing = boolean,
     notify = boolean,
+  },
+  radio = {
+    bridge = one_of({ "auto", "library", "procedural", "none" }),
+    mode = optional(one_of({ "flow", "shuffle" })),
   },
   progress = {
     icon = H.check("a string", function(v) return type(v) == "string" end),

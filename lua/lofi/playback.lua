@@ -180,7 +180,10 @@ function M.statusline()
   elseif volume and math.floor(volume + 0.5) ~= 100 then
     text = text .. string.format(" · vol %d%%", math.floor(volume + 0.5))
   end
-  if type(s.next) == "table" and tonumber(s.next.percent) and s.next.percent < 100 then
+  if type(s.next) == "table" and type(s.radio_bridge) == "table" and tonumber(s.next.eta_sec) then
+    -- A bridge plays while the radio's first track is made: say when it is due.
+    text = text .. string.format(" · AI in ~%s", errors.clock(s.next.eta_sec))
+  elseif type(s.next) == "table" and tonumber(s.next.percent) and s.next.percent < 100 then
     text = text .. string.format(" · next %d%%", math.floor(s.next.percent))
   end
   return text
@@ -339,11 +342,23 @@ function M.radio_toggle(prompt, cb)
       end
     end)
   end
+  if prompt ~= nil and prompt ~= "" and H.state and H.state.radio then
+    -- A new mood while it plays: the next track uses it (radio_set_prompt, docs/radio.md).
+    return H.request("radio_set_prompt", { prompt = prompt }, function(err, result)
+      if not err then
+        notify.info("radio: next " .. prompt)
+      end
+      if cb then
+        cb(err, result)
+      end
+    end)
+  end
   if prompt == nil or prompt == "" then
     prompt = M.last_radio_prompt() or config.get().player.radio_prompt
   end
   local params = H.with_sink({ prompt = prompt, duration_sec = config.get().generate.duration_sec,
-    crossfade_sec = config.get().player.crossfade_sec })
+    crossfade_sec = config.get().player.crossfade_sec, bridge = config.get().radio.bridge,
+    mode = config.get().radio.mode })
   if config.get().generate.backend then
     params.backend = config.get().generate.backend
   end

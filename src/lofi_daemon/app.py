@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import logging
 import os
@@ -19,14 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from . import PROTOCOL_VERSION, __version__, audio, memory
-from .backends.base import GenerationRequest
+from .backends.base import Continuation, GenerationRequest
 from .backends.registry import BackendRegistry
 from .device import empty_cache
 from .encoder import encode_isolated
 from .cancel import CancelToken
 from .idle_unload import IdleUnloader
 from .errors import (AlreadyComplete, BackendNotInstalled, DownloadInProgress, ErrorCode, InvalidDuration,
-                     JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound, clip, resource_error)
+                     InvalidParams, JobCancelled, LofiError, ModelInferenceFailed, TrackNotFound, clip,
+                     resource_error)
 from .jobs import Job, JobProgress, JobQueue
 from .models.store import ModelStore
 from .playback.methods import PlaybackService
@@ -75,7 +77,7 @@ class App:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-job")
         self.jobs = JobQueue(runner=self._run_job, notify=notify, executor=self._worker, clock=clock)
         self.playback.bind(submit=self._radio_generate,
-                           cancel=self.jobs.cancel)
+                           cancel=self.jobs.cancel, capabilities=self._capabilities_of)
         self._downloads: dict[str, tuple[threading.Thread, CancelToken]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -84,6 +86,10 @@ class App:
         self.transport_info: Callable[[], dict[str, Any]] = lambda: {"transport": "in-process", "clients": 1}
         self._started = time.time()
 
+    def _capabilities_of(self, backend: str | None) -> tuple[str, Any]:
+        """(canonical name, capabilities) of ``backend`` or the default (the radio asks)."""
+        name = self.registry.canonical(backend or self.registry.default)
+        return name, self.registry.get(name).capabilities()
     def _canonical_names(self, names: list[str] | None) -> list[str] | None:
         """Backend names as the registry spells them ("ace-step" -> "ace_step"); unknown ones are logged."""
         if names is None:
@@ -173,15 +179,21 @@ class App:
         # Random seeds stay below 2^32 like the official ACE-Step code (and exact in Lua numbers).
         seed = p.seed if p.seed is not None else secrets.randbelow(2**32)
         fmt = p.format or self.settings.prefs.output_format
+        continuation = self._continuation(p.continue_from, name, caps.continues_audio)
         request = GenerationRequest(prompt=p.prompt, duration_sec=float(p.duration_sec), seed=seed,
-                                    params=backend_params)
+                                    params=backend_params, continue_from=continuation)
+        keyed = backend_params if continuation is None else {**backend_params, "continue_from": continuation.track_id}
         key = cache_key(backend=name, model_version=backend.model_version, prompt=p.prompt, seed=seed,
-                        duration_sec=request.duration_sec, fmt=fmt, params=backend_params)
+                        duration_sec=request.duration_sec, fmt=fmt, params=keyed)
         words = _prompt_words(backend, p.prompt)
+        if p.play:
+            self.playback.check_can_play()  # a remote daemon refuses before any work
         cached = self.library.find_cached(key)
         if cached is not None:
             result = {"track_id": cached.track_id, "status": "cached", "position": 0, "seed": seed, "backend": name,
                       **words}
+            if p.play:  # (the completion below plays it)
+                self.playback.autoplay(cached.track_id)
             # The reply goes out first; the completion follows on the next loop turn.
             asyncio.get_running_loop().call_soon(self._notify, "generation_complete",
                                                  _complete_payload(cached.track_id, cached.path, cached.meta))
@@ -189,13 +201,29 @@ class App:
         running = self.jobs.find_by_cache_key(key)
         if running is not None:  # the same request from another client (or twice): one job, one file
             job, position = running
+            if p.play:
+                self.playback.autoplay(job.track_id)
             return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
                     "position": position, "seed": seed, "backend": name, "joined": True, **words}
         job = Job(track_id=self._new_id(), backend=name, request=request, fmt=fmt, cache_key=key)
         position = self.jobs.submit(job)
+        if p.play:
+            self.playback.autoplay(job.track_id)
         return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
                 "position": position, "seed": seed, "backend": name, **words}
 
+    def _continuation(self, track_id: str | None, backend: str, can_continue: bool) -> Continuation | None:
+        """``continue_from``: only for backends that declare it, and only a track we have."""
+        if track_id is None:
+            return None
+        if not can_continue:
+            raise InvalidParams(f"backend {backend} cannot continue audio (continue_from)", field="continue_from",
+                                backend=backend, hint="Leave continue_from out, or use a backend that continues audio.")
+        track = self.library.get(track_id)  # TRACK_NOT_FOUND
+        if not track.path.is_file():
+            raise TrackNotFound(f"the audio file of {track_id} is missing", track_id=track_id,
+                                hint="Continue another track, or leave continue_from out.")
+        return Continuation(track_id=track.track_id, path=str(track.path))
     async def _radio_generate(self, request: dict[str, Any]) -> dict[str, Any]:
         """The radio's next track. While the remote generator is away (it failed in the last
         minute), a track for a backend that goes there is made here on procedural instead, so
@@ -433,12 +461,22 @@ class App:
         started = time.perf_counter()
         backend = self.registry.ensure_loaded(job.backend, self.settings.device_plan)
         job.cancel.check()
+        # Someone plays this track as it decodes (playback/live.py): the backend hands over windows.
+        windowed = backend.capabilities().decodes_in_windows
+        live = self.playback.live_windows(job.track_id, job.request.prompt) if windowed else None
+        request = job.request if live is None else dataclasses.replace(job.request, windows=live)
         try:
-            result = backend.generate(job.request, progress, job.cancel)
+            result = backend.generate(request, progress, job.cancel)
+            if live is not None:
+                live.close()
         except LofiError:
+            if live is not None:
+                live.abort()
             empty_cache()  # a cancelled job's activations go back before the next job starts
             raise
         except Exception as exc:
+            if live is not None:
+                live.abort()
             empty_cache()
             exhausted = resource_error(exc, job.backend)
             if exhausted is not None:  # out of descriptors or memory: say so, not "another seed"

@@ -36,6 +36,14 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return np.ascontiguousarray(out.T, dtype=np.float32)
 
 
+def stream_resampler(rate_in: int, rate_out: int, channels: int) -> "object":
+    """soxr for audio that arrives in pieces (playback of a track as it decodes): feed
+    (frames, channels) pieces to ``resample_chunk(x, last=...)``; the pieces join seamlessly."""
+    import soxr
+
+    return soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="VHQ")
+
+
 def apply_fades(audio: np.ndarray, sample_rate: int, fade_sec: float = FADE_SEC) -> np.ndarray:
     n = min(int(round(fade_sec * sample_rate)), audio.shape[-1] // 2)
     if n <= 0:

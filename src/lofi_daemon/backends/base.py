@@ -87,6 +87,13 @@ class Capabilities:
     sample_rate: int  # the model's native rate; tracks are always written at 48 kHz
     parameters: tuple[ParamSpec, ...] = ()
     description: str = ""
+    #: Takes ``continue_from`` (a library track): the result begins with that track's last
+    #: seconds and goes on from there; its metadata says where the new part starts
+    #: (``join_frame``, at 48 kHz). The radio's flow mode joins tracks there.
+    continues_audio: bool = False
+    #: Decodes in windows and hands each one to ``request.windows`` as it is done, so a track
+    #: can play while the rest is decoded (the windows, joined, are exactly ``samples``).
+    decodes_in_windows: bool = False
 
     def param(self, name: str) -> ParamSpec | None:
         return next((p for p in self.parameters if p.name == name), None)
@@ -108,11 +115,28 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class Continuation:
+    """The library track a continuation starts from (only for ``continues_audio`` backends)."""
+
+    track_id: str
+    path: str  # its audio file (48 kHz); untrusted like every file the daemon reads
+
+
+class AudioWindows(Protocol):
+    """Where a ``decodes_in_windows`` backend puts each decoded window, in order."""
+
+    def window(self, samples: "np.ndarray", sample_rate: int) -> None: ...
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     prompt: str
     duration_sec: float
     seed: int
     params: dict[str, Any] = field(default_factory=dict)  # validated, defaults filled
+    continue_from: Continuation | None = None
+    # Set only when someone plays the track as it decodes; never changes the audio.
+    windows: AudioWindows | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

@@ -24,7 +24,8 @@ Notify = Callable[[str, dict[str, Any]], None]
 Listener = Callable[[dict[str, Any]], None]
 
 STOPPED = {"state": "stopped", "track_id": None, "position_sec": 0.0, "duration_sec": 0.0, "volume": 100,
-           "loop": True, "queued": None, "skip_pending": False, "sink": None, "underruns": 0}
+           "loop": True, "queued": None, "skip_pending": False, "sink": None, "underruns": 0,
+           "buffering": False}
 
 
 class PlaybackEngine:
@@ -109,7 +110,7 @@ class PlaybackEngine:
         elif cmd["cmd"] == "crossfade":
             self._crossfade = cmd["sec"]
         if self._proc is None or self._proc.poll() is not None:
-            if cmd["cmd"] in ("pause", "resume", "stop", "next", "seek", "state"):
+            if cmd["cmd"] in ("pause", "resume", "stop", "next", "seek", "state", "stream_data", "stream_end"):
                 return  # nothing is playing in a worker that does not exist
             self._spawn()
             if cmd["cmd"] in ("volume", "loop", "crossfade"):
@@ -202,6 +203,7 @@ class PlaybackEngine:
             "queued": w["queued"],
             "sink": w["sink"],
             "underruns": w["underruns"],
+            "buffering": w["buffering"],  # a streamed track waits for its decode (stream.py)
         }
 
     def publish(self) -> None:

@@ -20,8 +20,11 @@ from ..errors import InvalidParams, PlaybackFailed, TrackNotFound
 from ..rpc import params as P
 from ..rpc.dispatch import Dispatcher
 from ..tracks import Track, TrackLibrary
+from .bridge import ProceduralBridge
 from .engine import PlaybackEngine
-from .radio import Radio, RadioPlan
+from .live import LiveWindows
+from .moods import nearest
+from .radio import BridgeChoice, Radio, RadioPlan
 from .sinks import cap
 
 Notify = Callable[[str, dict[str, Any]], None]
@@ -56,8 +59,12 @@ class PlaybackService:
         self.engine = PlaybackEngine(notify, sink_spec=sink_from_settings(settings, self._env))
         self._submit: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
         self._cancel: Callable[[str], Any] | None = None
+        self._capabilities: Callable[[str | None], tuple[str, Any]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._bridge: ProceduralBridge | None = None
+        self._autoplay: dict[str, str] = {}  # generate(play=true): track id -> "waiting" | "streaming"
         self.radio = Radio(self.engine, submit=self._generate, cancel=lambda tid: self._cancel and self._cancel(tid),
-                           play=self._radio_play, first_from_library=self._first_from_library,
+                           play=self._radio_play, start_bridge=self._start_bridge, stop_bridge=self._stop_bridge,
                            notify_error=self._radio_error)
         self.engine.extra_state = self.radio.describe
         self._remote = remote_reason(self._env)
@@ -79,11 +86,59 @@ class PlaybackService:
                 if method == "generation_started" and not self._remote:
                     self.engine.prewarm()  # a track is coming: the first play should not wait for the worker
                 self.radio.on_job_event(method, params)
+                self._on_autoplay_event(method, params)
         return observed
 
     def bind(self, *, submit: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
-             cancel: Callable[[str], Any]) -> None:
-        self._submit, self._cancel = submit, cancel
+             cancel: Callable[[str], Any],
+             capabilities: Callable[[str | None], tuple[str, Any]] | None = None) -> None:
+        """``capabilities(backend or None)`` -> (canonical name, Capabilities): what the radio
+        may ask of a backend (continue audio) and whether it needs a bridge."""
+        self._submit, self._cancel, self._capabilities = submit, cancel, capabilities
+
+    def autoplay(self, track_id: str) -> None:
+        """``generate`` with ``play``: play the track as soon as it can be heard — while it
+        decodes (backends that decode in windows), else when it is done. The radio, when on,
+        steps aside as for ``play``."""
+        self._refuse_remote()
+        self._loop = asyncio.get_running_loop()
+        if self.radio.active:
+            self.radio.stop()
+        self._autoplay[track_id] = "waiting"
+
+    def _on_autoplay_event(self, method: str, params: dict[str, Any]) -> None:
+        track_id = params.get("track_id")
+        how = self._autoplay.get(track_id or "")
+        if how is None or method not in ("generation_complete", "generation_error", "generation_cancelled"):
+            return
+        del self._autoplay[track_id]
+        if method == "generation_complete" and how != "streaming" and not self.radio.active:
+            track = self._library.get(track_id)
+            self._play_command("play", track.track_id, track.path, track.meta)
+        elif method != "generation_complete" and how == "streaming":
+            self.engine.send({"cmd": "stop"})  # (live.py aborted the stream; this ends its fade too)
+
+    def live_windows(self, track_id: str, prompt: str | None = None) -> LiveWindows | None:
+        """For the job thread: where a windowed decode of ``track_id`` goes, should it be played
+        while it decodes (asked again at every window, on the loop)."""
+        loop = self._loop
+        if loop is not None and track_id in self._autoplay and not self._remote:
+            def started() -> None:
+                if track_id in self._autoplay:
+                    self._autoplay[track_id] = "streaming"
+            info = {"prompt": prompt, "backend": None}
+            self.engine.tracks[track_id] = info
+            return LiveWindows(track_id, self.engine.send, loop, info=info,
+                               wanted=lambda: track_id in self._autoplay and not self.radio.active,
+                               expected_frames=0, on_start=started)
+        if loop is None or self._remote or not self.radio.active:
+            return None
+        info = {"prompt": self.radio.pending_prompt, "backend": None}
+        self.engine.tracks[track_id] = info
+        duration = self.radio.plan.duration_sec if self.radio.plan else 30.0
+        return LiveWindows(track_id, self.engine.send, loop, wanted=lambda: self.radio.wants_live(track_id),
+                           info=info, expected_frames=int(duration * 48_000) + 48_000,
+                           on_start=lambda: self.radio.stream_started(track_id))
 
     def last_client_left(self) -> None:
         """The last editor disconnected: fade out and stop the radio, unless keep_playing."""
@@ -119,12 +174,17 @@ class PlaybackService:
         d.register("radio_start", P.RadioStartParams, self.radio_start)
         d.register("radio_stop", P.RadioStopParams, self.radio_stop)
         d.register("radio_skip", P.NoParams, self.radio_skip)
+        d.register("radio_set_prompt", P.RadioSetPromptParams, self.radio_set_prompt)
 
     async def close(self) -> None:
         self.radio.stop()
+        self._stop_bridge()
         await self.engine.close()
 
     # ----- helpers -----------------------------------------------------------------------------
+    def check_can_play(self) -> None:
+        self._refuse_remote()
+
     def _refuse_remote(self) -> None:
         if self._remote:
             raise PlaybackFailed(self._remote, remote=True,
@@ -146,16 +206,68 @@ class PlaybackService:
             command["expect_sec"] = meta["duration_sec"]  # the worker refuses a file of another length
         self.engine.send(command)
 
-    def _radio_play(self, track_id: str, how: str) -> None:
+    def _radio_play(self, track_id: str, how: str, *, at_boundary: bool = False, after: str | None = None) -> None:
+        """Radio tracks play as stream voices (stream.py): they can hand over on a bar line and
+        take a continuation. ``join``: go on from ``join_frame`` where ``after`` ends."""
         track = self._library.get(track_id)
-        self._play_command(how, track_id, track.path, track.meta)
+        meta = track.meta
+        info = {"prompt": meta.get("prompt") or track.path.name, "backend": meta.get("backend")}
+        self.engine.tracks[track_id] = info
+        cmd: dict[str, Any] = {"cmd": how, "track_id": track_id, "path": str(track.path), "stream": True,
+                               "loopable": meta.get("loopable") is True, "info": info, "at_boundary": at_boundary}
+        if isinstance(meta.get("duration_sec"), (int, float)):
+            cmd["expect_sec"] = meta["duration_sec"]  # the worker refuses a file of another length
+        bpm = meta.get("bpm")
+        if isinstance(bpm, (int, float)) and not isinstance(bpm, bool) and 20 <= bpm <= 400:
+            cmd["bar_frames"] = 4 * 60.0 / bpm * 48_000
+        if how == "join":
+            join = meta.get("join_frame")
+            if meta.get("continues") != after or not isinstance(join, int) or join < 0:
+                cmd["cmd"] = "enqueue"  # not a continuation of what plays: crossfade as in shuffle
+            else:
+                cmd.update(after=after, from_frame=join)
+        self.engine.send(cmd)
 
-    def _first_from_library(self, plan: RadioPlan) -> str | None:
-        for track in self._library.list():
-            if track.meta.get("prompt") == plan.prompts[0] and track.path.is_file() and (
-                    plan.backend is None or track.meta.get("backend") == plan.backend):
-                return track.track_id
-        return None
+    def _start_bridge(self, plan: RadioPlan) -> BridgeChoice:
+        """Something to hear within a second while the first track is made (docs/radio.md)."""
+        backend = plan.backend
+        if self._capabilities is not None:
+            backend, _caps = self._capabilities(plan.backend)
+        prompt = plan.prompt_at(0)
+        if plan.bridge == "none":
+            return BridgeChoice("none", "asked for no bridge")
+        if plan.bridge == "auto" and backend == "procedural":
+            return BridgeChoice("none", "the procedural backend makes its first track in under a second")
+        if plan.bridge in ("auto", "library"):
+            found = self._nearest_library(prompt)
+            if found is not None:
+                track, score = found
+                self._radio_play(track.track_id, "play")
+                return BridgeChoice("library", "the library track whose prompt is nearest", track.track_id,
+                                    track.meta.get("prompt"), score)
+            if plan.bridge == "library":
+                return BridgeChoice("none", "no library track shares a word with the prompt")
+        loop = self._loop or asyncio.get_running_loop()
+        bridge = ProceduralBridge(prompt, lambda cmd: loop.call_soon_threadsafe(self.engine.send, cmd))
+        self._stop_bridge()
+        self._bridge = bridge
+        self.engine.tracks[bridge.track_id] = bridge.info()
+        bridge.start()
+        return BridgeChoice("procedural", "procedural music steered by the prompt, rendered as it plays",
+                            bridge.track_id, prompt)
+
+    def _stop_bridge(self) -> None:
+        bridge, self._bridge = self._bridge, None
+        if bridge is not None:
+            bridge.stop()
+
+    def _nearest_library(self, prompt: str) -> tuple[Any, float] | None:
+        tracks = [t for t in self._library.list() if t.path.is_file() and t.meta.get("prompt")]
+        found = nearest(prompt, [t.meta["prompt"] for t in tracks])
+        if found is None:
+            return None
+        index, score = found
+        return tracks[index], score
 
     def _resolve(self, p: P.PlayParams) -> tuple[str, Path, dict[str, Any]]:
         if (p.track_id is None) == (p.path is None):
@@ -256,11 +368,9 @@ class PlaybackService:
 
     async def radio_start(self, p: P.RadioStartParams) -> dict[str, Any]:
         self._refuse_remote()
-        if (p.prompt is None) == (p.prompts is None):
-            raise InvalidParams("radio_start needs exactly one of prompt or prompts", field="prompt")
-        prompts = [p.prompt] if p.prompt is not None else list(p.prompts or [])
-        if any(not isinstance(x, str) or not x.strip() or len(x) > 512 for x in prompts):
-            raise InvalidParams("every prompt must be 1-512 characters with some words", field="prompts")
+        prompts = _check_prompts(p.prompt, p.prompts, "radio_start")
+        self._loop = asyncio.get_running_loop()
+        mode = self._resolve_mode(p.mode, p.backend)
         if p.sink:
             self.engine.set_sink(p.sink)
         if p.keep_playing is not None:
@@ -268,12 +378,32 @@ class PlaybackService:
         if p.crossfade_sec is not None:
             self.engine.send({"cmd": "crossfade", "sec": p.crossfade_sec})
         self.engine.send({"cmd": "loop", "on": True})  # the radio never runs dry
-        plan = RadioPlan(prompts=prompts, backend=p.backend, params=dict(p.params or {}),
+        plan = RadioPlan(prompts=prompts, backend=p.backend, params=dict(p.params or {}), bridge=p.bridge, mode=mode,
                          duration_sec=p.duration_sec if p.duration_sec is not None else RADIO_DEFAULT_DURATION_SEC)
         # The first request is validated like any generate: a bad duration or backend is this call's error.
         result = await self.radio.start(plan)
         self.engine.publish()
         return result
+
+    def _resolve_mode(self, asked: str | None, backend: str | None) -> str:
+        """flow where the backend can continue audio (unless shuffle is asked), else shuffle."""
+        if self._capabilities is None:
+            can = False
+            name = backend or "the default backend"
+        else:
+            name, caps = self._capabilities(backend)  # INVALID_BACKEND for an unknown name
+            can = bool(getattr(caps, "continues_audio", False))
+        if asked == "flow" and not can:
+            raise InvalidParams(f"backend {name} cannot continue audio, so the radio cannot flow", field="mode",
+                                hint="Use mode \"shuffle\" (tracks crossfade), or a backend that continues audio.")
+        return asked or ("flow" if can else "shuffle")
+
+    async def radio_set_prompt(self, p: P.RadioSetPromptParams) -> dict[str, Any]:
+        if not self.radio.active:
+            raise PlaybackFailed("the radio is not on", hint="Start it with :LofiRadio <prompt>.")
+        prompts = _check_prompts(p.prompt, p.prompts, "radio_set_prompt")
+        result = await self.radio.set_prompts(prompts)
+        return {"radio": True, **result}
 
     async def radio_stop(self, p: P.RadioStopParams) -> dict[str, Any]:
         was = self.radio.active
@@ -287,3 +417,12 @@ class PlaybackService:
         if not self.radio.active:
             raise PlaybackFailed("the radio is not on", hint="Start it with :LofiRadio.")
         return {"skipped": self.radio.skip()}
+
+
+def _check_prompts(prompt: str | None, prompts: list[str] | None, method: str) -> list[str]:
+    if (prompt is None) == (prompts is None):
+        raise InvalidParams(f"{method} needs exactly one of prompt or prompts", field="prompt")
+    out = [prompt] if prompt is not None else list(prompts or [])
+    if any(not isinstance(x, str) or not x.strip() or len(x) > 512 for x in out):
+        raise InvalidParams("every prompt must be 1-512 characters with some words", field="prompts")
+    return out

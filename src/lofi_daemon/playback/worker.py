@@ -9,10 +9,12 @@ voices over a queue; the audio loop renders one block, waits until the sink is a
 ``LEAD_SEC`` ahead of real time, writes the block, and applies waiting commands before the
 next block, so a command lands within one block of what the sink has received.
 
-Commands: play / enqueue {track_id, path, loopable, info?}, pause, resume, stop {fade_sec?}, next,
-seek {position_sec}, volume {volume}, loop {on}, crossfade {sec}, sink {spec}, state, quit.
-Events: state, track (started / looped / ended / stopped), applied, sink_error, track_error,
-first_sample, limited (the safety limiter acted: at most one per LIMITER_REPORT_SEC).
+Commands: play / enqueue {track_id, path, loopable, info?, stream?, at_boundary?}, pause, resume,
+stop {fade_sec?}, next, seek {position_sec}, volume {volume}, loop {on}, crossfade {sec}, sink {spec},
+state, quit; streamed sources (``stream.py``): stream {how, track_id, ...}, stream_data, stream_end,
+join {track_id, path, after, from_frame}.
+Events: state, track (started / looped / ended / stopped / buffering / buffered), applied,
+sink_error, track_error, first_sample, limited (the safety limiter acted: at most one per LIMITER_REPORT_SEC).
 
 Every foreign string in an event (a sink's stderr, a file name, an exception's text) is cut
 to ``MAX_FOREIGN_CHARS`` here, where it enters, so no event can outgrow what a client reads.
@@ -32,6 +34,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .mixer import BLOCK, RATE, Mixer, Voice
+from .sinks import Sink, SinkFailed, candidates
+from .stream import StreamInbox, StreamVoice, drain_stream_events, file_voice
 from .sinks import MAX_FOREIGN_CHARS, Sink, SinkFailed, candidates, cap
 
 LEAD_SEC = 0.1  # audio written ahead of real time: rides out stalls, keeps pause/volume quick
@@ -100,6 +104,17 @@ def _decode(cmd: dict[str, Any]) -> Voice:
                  info=cmd.get("info") or {})
 
 
+def join(mixer: Mixer, voice: StreamVoice, after: str) -> None:
+    """Flow: the continuation goes on where the playing track ``after`` ends; anything else
+    (that track no longer plays, or is no stream) falls back to a crossfade at the pass end."""
+    current = mixer.current
+    if isinstance(current, StreamVoice) and current.track_id == after:
+        current.chain(voice.seg)
+        mixer.queued = None
+    else:
+        voice.seg.start = 0
+        voice._p = 0
+        mixer.enqueue(voice)
 def finite(value: Any) -> float:
     """A number from a command, refused when it is not one (NaN, inf, a string)."""
     number = float(value)
@@ -127,6 +142,7 @@ class Worker:
         self.underruns = 0
         self._last_tick = 0.0
         self._idle_since: float | None = None
+        self.streams = StreamInbox()
         self._limiter_told = (0, -LIMITER_REPORT_SEC)  # (samples limited, when) at the last report
 
     # ----- output ---------------------------------------------------------------------------
@@ -153,6 +169,7 @@ class Worker:
             "skip_pending": m.skip_pending,
             "sink": self.sink.name if self._sink_confirmed() else None,
             "underruns": self.underruns,
+            "buffering": bool(getattr(voice, "buffering", False)),
             "frame": m.frames_out,
         }
 
@@ -167,14 +184,28 @@ class Worker:
             except ValueError as exc:
                 self.emit("command_error", message=cap(str(exc)))
                 continue
-            voice = None
-            if cmd["cmd"] in ("play", "enqueue"):
+            try:
+                if self.streams.take(cmd):  # stream chunks go straight into their buffer
+                    continue
+            except ValueError as exc:
+                self.emit("command_error", message=f"bad stream chunk: {exc}")
+                continue
+            voice: Any = None
+            if cmd["cmd"] == "stream":
+                voice = self.streams.open(cmd)
+            elif cmd["cmd"] in ("play", "enqueue", "join"):
                 try:
                     voice = load_voice(cmd)
+                    if cmd.get("stream") or cmd["cmd"] == "join":
+                        voice = file_voice(voice.samples, cmd)
                 except Unplayable as exc:  # unreadable, truncated, not audio: say so, play on
                     path = cap(str(cmd.get("path")), MAX_FOREIGN_CHARS // 2)
                     self.emit("track_error", track_id=cap(str(cmd.get("track_id")), 200), path=path,
                               damaged=exc.damaged, message=cap(f"cannot play {path}: {exc}"))
+                    continue
+                except (ValueError, TypeError) as exc:  # a stream command's own fields
+                    self.emit("track_error", track_id=cap(str(cmd.get("track_id")), 200), path=None,
+                              message=cap(f"cannot stream {cmd.get('track_id')}: {exc}"))
                     continue
             self._commands.put((cmd, voice))
             self._wake.set()
@@ -196,10 +227,16 @@ class Worker:
         m = self.mixer
         name = cmd["cmd"]
         received = self.frames_sent
-        if name == "play" and voice is not None:
+        if name == "stream":
+            name = "enqueue" if cmd.get("how") == "enqueue" else "play"
+        if name == "join" and voice is not None:
+            join(m, voice, str(cmd.get("after")))
+        elif name == "play" and voice is not None:
             m.play(voice)
         elif name == "enqueue" and voice is not None:
             m.enqueue(voice)
+            if cmd.get("at_boundary") and m.queued is voice and isinstance(m.current, StreamVoice):
+                m.current.hand_over_at_boundary(m.crossfade_frames)
         elif name == "pause":
             m.set_paused(True)
         elif name == "resume":
@@ -242,7 +279,8 @@ class Worker:
 
     def emit_events(self) -> int:
         """Send the mixer's events; returns how many changed what clients see (a loop does not)."""
-        events = self.mixer.drain_events()
+        m = self.mixer
+        events = m.drain_events() + drain_stream_events([m.current, m.queued, *(v for v, _ in m.outgoing)])
         for event in events:
             self.emit("track", **event)
         return sum(1 for e in events if e["kind"] != "looped")

@@ -32,6 +32,10 @@ class GenerateParams(Params):
     backend: str | None = None
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     format: Literal["wav", "flac", "ogg"] | None = None
+    # A library track to continue (backends that declare continues_audio; the radio's flow).
+    continue_from: str | None = Field(default=None, min_length=1, max_length=128)
+    # Play it as soon as it can be heard (while it decodes, where the backend decodes in windows).
+    play: bool = False
 
     @field_validator("prompt")
     @classmethod
@@ -122,6 +126,14 @@ class RadioStartParams(Params):
     crossfade_sec: float | None = Field(default=None, ge=0.1, le=30)
     sink: str | None = Field(default=None, min_length=1, max_length=1024)
     keep_playing: bool | None = None  # as in PlayParams
+    # What plays while the first track is made (docs/radio.md), and how tracks follow each other.
+    bridge: Literal["auto", "library", "procedural", "none"] = "auto"
+    mode: Literal["flow", "shuffle"] | None = None  # None: flow where the backend can continue audio
+
+
+class RadioSetPromptParams(Params):
+    prompt: str | None = Field(default=None, min_length=1, max_length=512)
+    prompts: list[str] | None = Field(default=None, min_length=1, max_length=64)
 
 
 class RadioStopParams(Params):
