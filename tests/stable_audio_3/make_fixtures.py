@@ -1,0 +1,122 @@
+"""Make the Stable Audio 3 parity fixtures from the official code (run by hand, never by the tests).
+
+It builds tiny random-weight models with the official Stability-AI/stable-audio-3 classes, saves
+their state in the original single-file layout (`model.model.*`, `pretransform.model.*`,
+`conditioner.conditioners.*`) and records inputs and outputs. Only the tensors it writes are
+committed; the official code stays outside the repository.
+
+    python -m venv /tmp/sa3off && /tmp/sa3off/bin/pip install torch==2.13.0 einops packaging safetensors numpy
+    git --git-dir=<fetched stable-audio-3> archive HEAD stable_audio_3 | tar -x -C /tmp/sa3src
+    PYTHONPATH=/tmp/sa3src /tmp/sa3off/bin/python tests/stable_audio_3/make_fixtures.py
+
+Made from Stability-AI/stable-audio-3 @636f906.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import torch
+
+# The official package imports torchaudio for resampling only; no forward pass here uses it.
+sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
+_transforms = types.ModuleType("torchaudio.transforms")
+_transforms.Resample = None
+sys.modules.setdefault("torchaudio.transforms", _transforms)
+sys.modules["torchaudio"].transforms = _transforms
+# The hub client is only used by the official loader, which is not called here.
+_hub = types.ModuleType("huggingface_hub")
+_hub.hf_hub_download = _hub.try_to_load_from_cache = _hub.scan_cache_dir = None
+sys.modules.setdefault("huggingface_hub", _hub)
+
+from safetensors.torch import save_file  # noqa: E402
+
+from stable_audio_3.factory import create_autoencoder_from_config  # noqa: E402
+
+HERE = Path(__file__).resolve().parent / "fixtures"
+
+# A SAME-S shaped autoencoder, shrunk in width only: chunk 32 and stride 16 stay, since the
+# chunked attention only divides evenly at those.
+PATCH = 4
+WIDTH = 32
+LATENT = 16
+DEPTH = 4
+HEAD_DIM = 8
+TRB = {
+    "chunk_size": 32,
+    "chunk_midpoint_shift": True,
+    "dim_heads": HEAD_DIM,
+    "ff_mult": 3,
+    "dyt": True,
+    "differential": True,
+    "variable_stride": True,
+    "mask_noise": 0.0,
+}
+AE_CONFIG = {
+    "latent_dim": LATENT,
+    "downsampling_ratio": PATCH * 16,
+    "io_channels": 2,
+    "encoder": {"type": "same", "config": {
+        "in_channels": 2 * PATCH, "channels": WIDTH, "latent_dim": LATENT, "c_mults": [1],
+        "strides": [16], "transformer_depths": [DEPTH], "conv_mapping": False, **TRB}},
+    "decoder": {"type": "same", "config": {
+        "out_channels": 2 * PATCH, "channels": WIDTH, "latent_dim": LATENT, "c_mults": [1],
+        "strides": [16], "transformer_depths": [DEPTH], "conv_mapping": True,
+        "sinusoidal_blocks": [0], **TRB}},
+    "pretransform": {"type": "patched", "config": {"channels": 2, "patch_size": PATCH}},
+    "bottleneck": {"type": "softnorm", "config": {"dim": LATENT, "auto_scale": True,
+                                                   "noise_regularize": False}},
+}
+
+
+def randomize(module: torch.nn.Module, generator: torch.Generator) -> None:
+    """Give every parameter a non-trivial value (the official init zeroes many outputs)."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if "running_std" in name:
+                p.fill_(1.7)
+            elif name.endswith("alpha"):
+                p.copy_(0.5 + torch.rand(p.shape, generator=generator))
+            else:
+                p.copy_(torch.randn(p.shape, generator=generator) * (0.3 if p.dim() > 1 else 0.1))
+
+
+def make_autoencoder(generator: torch.Generator) -> tuple[dict, dict]:
+    ae = create_autoencoder_from_config(AE_CONFIG, 44100).eval()
+    randomize(ae, generator)
+    samples = 2 * 32 * PATCH * 3  # six latents' worth of audio
+    audio = torch.randn(1, 2, samples, generator=generator) * 0.5
+    latents_in = torch.randn(1, LATENT, 10, generator=generator)
+    latents_odd = torch.randn(1, LATENT, 5, generator=generator)
+    with torch.no_grad():
+        encoded = ae.encode(audio)
+        decoded = ae.decode(latents_in)
+        decoded_odd = ae.decode(latents_odd)
+    state = {f"pretransform.model.{k}": v.contiguous() for k, v in ae.state_dict().items()}
+    golden = {
+        "ae.audio": audio, "ae.encoded": encoded,
+        "ae.latents": latents_in, "ae.decoded": decoded,
+        "ae.latents_odd": latents_odd, "ae.decoded_odd": decoded_odd,
+    }
+    return state, golden
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1234)
+    HERE.mkdir(parents=True, exist_ok=True)
+    ae_state, ae_golden = make_autoencoder(generator)
+    save_file(ae_state, str(HERE / "tiny_original.safetensors"))
+    save_file({k: v.contiguous() for k, v in ae_golden.items()}, str(HERE / "golden.safetensors"))
+    (HERE / "tiny_model_config.json").write_text(json.dumps(
+        {"sample_rate": 44100, "model": {"pretransform": {"type": "autoencoder", "config": AE_CONFIG}}},
+        indent=1) + "\n")
+    for k, v in ae_golden.items():
+        print(k, tuple(v.shape))
+
+
+if __name__ == "__main__":
+    main()
