@@ -104,12 +104,52 @@ def make_autoencoder(generator: torch.Generator) -> tuple[dict, dict]:
     return state, golden
 
 
+def make_sampler(generator: torch.Generator) -> dict:
+    """The official schedule, sample length and ping-pong loop, with the noise drawn up front."""
+    from types import SimpleNamespace
+
+    from stable_audio_3.inference import sampling
+    from stable_audio_3.inference.distribution_shift import LogSNRShift
+    from stable_audio_3.model import StableAudioModel
+
+    golden: dict[str, torch.Tensor] = {}
+    shift = LogSNRShift(rate=0, anchor_logsnr=-6.2, logsnr_end=2.0)  # the default with no override
+    for steps in (1, 4, 8, 16):
+        golden[f"sampler.sigmas.{steps}"] = sampling.build_schedule(
+            steps=steps, dist_shift=shift, fallback_seq_len=1292, include_endpoint=True)
+
+    # _adapt_sample_size on a stand-in holding only what it reads (the SAME-S encoder config).
+    holder = SimpleNamespace(
+        model=SimpleNamespace(sample_rate=44100, pretransform=SimpleNamespace(downsampling_ratio=4096)),
+        model_config={"model": {"pretransform": {"config": {"encoder": {"config": {
+            "chunk_size": 32, "strides": [16]}}}}}})
+    durations = [5.0, 10.3, 30.0, 47.0, 115.0, 120.0]
+    golden["sampler.durations"] = torch.tensor(durations, dtype=torch.float64)
+    golden["sampler.sample_sizes"] = torch.tensor([StableAudioModel._adapt_sample_size(
+        holder, [{"seconds_total": d}], 5292032, 6.0) for d in durations])
+
+    x = torch.randn(1, 4, 6, generator=generator)
+    noises = torch.randn(8, 1, 4, 6, generator=generator)
+    drawn = iter(noises)
+    real_randn_like = torch.randn_like
+    torch.randn_like = lambda t: next(drawn).clone()
+    try:
+        out = sampling.sample_flow_pingpong(
+            lambda v, t: torch.tanh(v) * t.view(-1, 1, 1) + 0.1 * v, x.clone(),
+            golden["sampler.sigmas.8"], disable_tqdm=True)
+    finally:
+        torch.randn_like = real_randn_like
+    golden.update({"sampler.x": x, "sampler.noises": noises, "sampler.out": out})
+    return golden
+
+
 def main() -> None:
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1234)
     HERE.mkdir(parents=True, exist_ok=True)
     ae_state, ae_golden = make_autoencoder(generator)
     save_file(ae_state, str(HERE / "tiny_original.safetensors"))
+    ae_golden.update(make_sampler(generator))
     save_file({k: v.contiguous() for k, v in ae_golden.items()}, str(HERE / "golden.safetensors"))
     (HERE / "tiny_model_config.json").write_text(json.dumps(
         {"sample_rate": 44100, "model": {"pretransform": {"type": "autoencoder", "config": AE_CONFIG}}},
