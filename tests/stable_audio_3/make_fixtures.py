@@ -143,16 +143,74 @@ def make_sampler(generator: torch.Generator) -> dict:
     return golden
 
 
+# A Small-shaped DiT (standard attention, RMS norms, adaLN, memory tokens, inpaint input),
+# shrunk in width and depth; head_dim stays 64 so the RoPE covers 32 dims as in Small.
+DIT = {
+    "io_channels": LATENT, "embed_dim": 64, "depth": 2, "num_heads": 1,
+    "cond_token_dim": 32, "global_cond_dim": 32, "project_cond_tokens": True,
+    "project_global_cond": True, "global_cond_type": "adaLN", "timestep_cond_type": "global",
+    "timestep_features_type": "expo", "timestep_features_dim": 256,
+    "diffusion_objective": "rf_denoiser", "num_memory_tokens": 4,
+    "local_add_cond_dim": LATENT + 1, "norm_type": "rms_norm",
+    "attn_kwargs": {"qk_norm": "rms"}, "ff_kwargs": {"mult": 4, "no_bias": False},
+}
+SECONDS = {"min_val": 0, "max_val": 384, "fourier_features_type": "expo"}
+
+
+def make_dit(generator: torch.Generator) -> tuple[dict, dict]:
+    from stable_audio_3.models.conditioners import NumberConditioner
+    from stable_audio_3.models.dit import DiffusionTransformer
+
+    dit = DiffusionTransformer(**DIT).eval()
+    randomize(dit, generator)
+    seconds = NumberConditioner(output_dim=DIT["cond_token_dim"], **SECONDS).eval()
+    randomize(seconds, generator)
+    padding = torch.randn(DIT["cond_token_dim"], generator=generator) * 0.3
+    x = torch.randn(1, LATENT, 6, generator=generator)
+    t = torch.tensor([0.7])
+    text = torch.randn(1, 5, DIT["cond_token_dim"], generator=generator)
+    with torch.no_grad():
+        duration = seconds([12.5], device="cpu")[0]  # (1, 1, dim)
+        context = torch.cat([text, duration], dim=1)
+        zeros = torch.zeros(1, LATENT + 1, 6)
+        velocity = dit(x, t, cross_attn_cond=context, global_embed=duration[:, 0], local_add_cond=zeros)
+        mask = torch.zeros(1, 1, 6)
+        mask[..., :3] = 1
+        kept = torch.cat([mask, torch.randn(1, LATENT, 6, generator=generator) * mask], dim=1)
+        velocity_inpaint = dit(x, t, cross_attn_cond=context, global_embed=duration[:, 0], local_add_cond=kept)
+    state = {f"model.model.{k}": v for k, v in dit.state_dict().items()}
+    state.update({f"conditioner.conditioners.seconds_total.{k}": v for k, v in seconds.state_dict().items()})
+    state["conditioner.conditioners.prompt.padding_embedding"] = padding
+    golden = {"dit.x": x, "dit.t": t, "dit.text": text, "dit.duration": duration[:, 0],
+              "dit.velocity": velocity, "dit.local_cond": kept, "dit.velocity_inpaint": velocity_inpaint}
+    return state, golden
+
+
 def main() -> None:
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1234)
     HERE.mkdir(parents=True, exist_ok=True)
     ae_state, ae_golden = make_autoencoder(generator)
-    save_file(ae_state, str(HERE / "tiny_original.safetensors"))
     ae_golden.update(make_sampler(generator))
+    dit_state, dit_golden = make_dit(generator)
+    ae_golden.update(dit_golden)
+    save_file({k: v.contiguous() for k, v in {**ae_state, **dit_state}.items()},
+              str(HERE / "tiny_original.safetensors"))
     save_file({k: v.contiguous() for k, v in ae_golden.items()}, str(HERE / "golden.safetensors"))
     (HERE / "tiny_model_config.json").write_text(json.dumps(
-        {"sample_rate": 44100, "model": {"pretransform": {"type": "autoencoder", "config": AE_CONFIG}}},
+        {"sample_rate": 44100, "sample_size": 5292032, "model": {
+            "io_channels": LATENT,
+            "pretransform": {"type": "autoencoder", "config": AE_CONFIG},
+            "conditioning": {"cond_dim": DIT["cond_token_dim"], "configs": [
+                {"id": "prompt", "type": "t5gemma", "config": {
+                    "model_name": "google/t5gemma-b-b-ul2", "max_length": 256, "padding_mode": "learned",
+                    "repo_id": "stabilityai/stable-audio-3-small-music", "subfolder": "t5gemma-b-b-ul2"}},
+                {"id": "seconds_total", "type": "number", "config": SECONDS}]},
+            "diffusion": {"diffusion_objective": "rf_denoiser",
+                          "cross_attention_cond_ids": ["prompt", "seconds_total"],
+                          "global_cond_ids": ["seconds_total"],
+                          "local_add_cond_ids": ["inpaint_mask", "inpaint_masked_input"],
+                          "type": "dit", "config": DIT}}},
         indent=1) + "\n")
     for k, v in ae_golden.items():
         print(k, tuple(v.shape))

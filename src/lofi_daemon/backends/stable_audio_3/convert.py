@@ -191,9 +191,164 @@ class Checkpoint:
     tensors: Mapping[str, "torch.Tensor"]
     config: Mapping[str, Any]
 
+    def check_complete(self) -> None:
+        extra = unclaimed_keys(self.tensors)
+        if extra:
+            raise ConversionError(f"unknown tensors in the checkpoint: {', '.join(extra[:6])}")
+
+    def build_dit(self) -> "torch.nn.Module":
+        from diffusers.models.transformers.transformer_stable_audio3 import (
+            StableAudio3DiTModel,
+            StableAudio3RMSNorm,
+        )
+
+        module = StableAudio3DiTModel(**dit_config(self.config, self.tensors))
+        eps = block_norm_eps(self.config)
+        for block in module.transformer_blocks:
+            for norm in (block.pre_norm, block.cross_attend_norm, block.ff_norm):
+                if isinstance(norm, StableAudio3RMSNorm):
+                    norm.eps = eps  # the checkpoint was trained with this eps
+        load_exactly(module, dit_state(self.tensors), "the DiT")
+        return module.eval()
+
+    def build_duration_embedder(self) -> "torch.nn.Module":
+        from diffusers.pipelines.stable_audio_3.modeling_stable_audio_3 import StableAudio3DurationEmbedder
+
+        weight = duration_state(self.tensors)["linear.weight"]
+        module = StableAudio3DurationEmbedder(output_dim=int(weight.shape[0]), fourier_dim=int(weight.shape[1]),
+                                              **seconds_config(self.config))
+        own = module.state_dict()
+        load_exactly(module, {**duration_state(self.tensors), "freqs": own["freqs"]}, "the duration embedder")
+        return module.eval()
+
     def build_same_s(self) -> "torch.nn.Module":
         from .same_s import SameS
 
         module = SameS(same_s_config(self.config, self.tensors))
         load_exactly(module, same_s_state(self.tensors), "SAME-S")
         return module.eval()
+
+
+# ----- the DiT and the duration embedder --------------------------------------------------------
+def diffusion_config(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        block = model_config["model"]["diffusion"]
+        block["config"]
+    except (KeyError, TypeError) as exc:
+        raise ConversionError(f"model_config.json has no diffusion section ({exc})") from None
+    return block
+
+
+def dit_config(model_config: Mapping[str, Any], state: Mapping[str, "torch.Tensor"]) -> dict[str, Any]:
+    """Keyword arguments for diffusers' ``StableAudio3DiTModel``, checked against what it implements."""
+    block = diffusion_config(model_config)
+    cfg = block["config"]
+    _require(block.get("diffusion_objective"), "rf_denoiser", "diffusion.diffusion_objective")
+    _require(cfg.get("global_cond_type"), "adaLN", "diffusion.config.global_cond_type")
+    _require(cfg.get("timestep_cond_type", "global"), "global", "diffusion.config.timestep_cond_type")
+    _require(cfg.get("timestep_features_type"), "expo", "diffusion.config.timestep_features_type")
+    _require(bool(cfg.get("timestep_features_logsnr", False)), False, "diffusion.config.timestep_features_logsnr")
+    _require(int(cfg.get("patch_size", 1)), 1, "diffusion.config.patch_size")
+    _require(cfg.get("norm_type"), "rms_norm", "diffusion.config.norm_type")
+    _require(int(cfg.get("input_concat_dim", 0)), 0, "diffusion.config.input_concat_dim")
+    _require(int(cfg.get("prepend_cond_dim", 0)), 0, "diffusion.config.prepend_cond_dim")
+    _require(bool(cfg.get("cross_attn_rotary_pos_emb", False)), False, "diffusion.config.cross_attn_rotary_pos_emb")
+    _require(list(block.get("local_add_cond_ids", [])), ["inpaint_mask", "inpaint_masked_input"],
+             "diffusion.local_add_cond_ids")
+    _require(list(block.get("global_cond_ids", [])), ["seconds_total"], "diffusion.global_cond_ids")
+    _require(list(block.get("cross_attention_cond_ids", [])), ["prompt", "seconds_total"],
+             "diffusion.cross_attention_cond_ids")
+    attn = cfg.get("attn_kwargs", {})
+    _require(attn.get("qk_norm"), "rms", "diffusion.config.attn_kwargs.qk_norm")
+    _require(bool(attn.get("differential", False)), False, "diffusion.config.attn_kwargs.differential (Small)")
+    embed_dim, heads = int(cfg["embed_dim"]), int(cfg["num_heads"])
+    if max((embed_dim // heads) // 2, 32) != (embed_dim // heads) // 2:
+        raise ConversionError("the DiT heads are narrower than 64: its RoPE width differs from diffusers'")
+    qkv = state[DIT_PREFIX + "transformer.layers.0.self_attn.to_qkv.weight"]
+    _require(int(qkv.shape[0]), 3 * embed_dim, "DiT self-attention width (3 x embed_dim: not differential)")
+    return {
+        "io_channels": int(cfg["io_channels"]),
+        "patch_size": 1,
+        "embed_dim": embed_dim,
+        "depth": int(cfg["depth"]),
+        "num_heads": heads,
+        "cond_token_dim": int(cfg["cond_token_dim"]),
+        "global_cond_dim": int(cfg["global_cond_dim"]),
+        "local_add_cond_dim": int(cfg["local_add_cond_dim"]),
+        "timestep_features_dim": int(cfg.get("timestep_features_dim", 256)),
+        "ff_mult": float(cfg.get("ff_kwargs", {}).get("mult", 4)),
+        "num_memory_tokens": int(cfg.get("num_memory_tokens", 0)),
+        "use_differential_attention": False,
+    }
+
+
+def block_norm_eps(model_config: Mapping[str, Any]) -> float:
+    """The DiT's block RMSNorm eps (the training code's default is 1e-5; diffusers builds 1e-6)."""
+    cfg = diffusion_config(model_config)["config"]
+    return float(cfg.get("norm_kwargs", {}).get("eps", 1e-5))
+
+
+def seconds_config(model_config: Mapping[str, Any]) -> dict[str, float]:
+    try:
+        entries = model_config["model"]["conditioning"]["configs"]
+        entry = next(c for c in entries if c.get("id") == "seconds_total")
+    except (KeyError, TypeError, StopIteration):
+        raise ConversionError("model_config.json has no seconds_total conditioner") from None
+    cfg = entry.get("config", {})
+    _require(entry.get("type"), "number", "seconds_total.type")
+    _require(cfg.get("fourier_features_type"), "expo", "seconds_total.fourier_features_type")
+    return {"min_val": float(cfg.get("min_val", 0.0)), "max_val": float(cfg.get("max_val", 1.0))}
+
+
+_DIT_RENAMES = (
+    ("transformer.project_in.", "proj_in."),
+    ("transformer.project_out.", "proj_out."),
+    ("transformer.memory_tokens", "memory_tokens"),
+    ("transformer.rotary_pos_emb.", "rotary_pos_emb."),
+    ("transformer.global_cond_embedder.", "global_cond_embedder."),
+)
+_DIT_LAYER = re.compile(r"transformer\.layers\.(\d+)\.(.+)")
+_DIT_TOP = ("to_timestep_embed.", "to_cond_embed.", "to_global_embed.", "preprocess_conv.", "postprocess_conv.")
+_PADDING_KEY = CONDITIONER_PREFIX + "prompt.padding_embedding"
+_SECONDS_PREFIX = CONDITIONER_PREFIX + "seconds_total.embedder.embedding.1."
+
+
+def dit_state(state: Mapping[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+    """diffusers' ``StableAudio3DiTModel`` state dict from ``model.model.*`` and the prompt padding."""
+    out: dict[str, torch.Tensor] = {}
+    leftover: list[str] = []
+    for key, tensor in state.items():
+        if not key.startswith(DIT_PREFIX):
+            continue
+        name = key[len(DIT_PREFIX):]
+        renamed = next((new + name[len(old):] for old, new in _DIT_RENAMES if name.startswith(old)), None)
+        if renamed is None and (match := _DIT_LAYER.fullmatch(name)) is not None:
+            index, tail = match.groups()
+            tail = tail.replace("ff.ff.0.proj.", "ff.proj_in.").replace("ff.ff.2.", "ff.proj_out.")
+            renamed = f"transformer_blocks.{index}.{tail}"
+        if renamed is None and name.startswith(_DIT_TOP):
+            renamed = name
+        if renamed is None:
+            leftover.append(key)
+        else:
+            out[renamed] = tensor
+    if leftover:
+        raise ConversionError(f"unknown DiT tensors in the checkpoint: {', '.join(sorted(leftover)[:6])}")
+    if _PADDING_KEY not in state:
+        raise ConversionError(f"checkpoint lacks {_PADDING_KEY}")
+    out["prompt_padding_embedding"] = state[_PADDING_KEY]
+    return out
+
+
+def duration_state(state: Mapping[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+    """diffusers' ``StableAudio3DurationEmbedder`` (its ``freqs`` buffer is recomputed)."""
+    try:
+        return {"linear.weight": state[_SECONDS_PREFIX + "weight"], "linear.bias": state[_SECONDS_PREFIX + "bias"]}
+    except KeyError as exc:
+        raise ConversionError(f"checkpoint lacks {exc.args[0]}") from None
+
+
+def unclaimed_keys(state: Mapping[str, "torch.Tensor"]) -> list[str]:
+    """Tensors no part of the converter reads: a layout we do not know."""
+    claimed_conditioner = {_PADDING_KEY, _SECONDS_PREFIX + "weight", _SECONDS_PREFIX + "bias"}
+    return sorted(k for k in state if not k.startswith((AE_PREFIX, DIT_PREFIX)) and k not in claimed_conditioner)
