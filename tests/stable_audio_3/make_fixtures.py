@@ -80,8 +80,10 @@ def randomize(module: torch.nn.Module, generator: torch.Generator) -> None:
                 p.fill_(1.7)
             elif name.endswith("alpha"):
                 p.copy_(0.5 + torch.rand(p.shape, generator=generator))
+            elif p.dim() > 1:  # N(0, 1/fan_in): activations stay O(1) through the layers
+                p.copy_(torch.randn(p.shape, generator=generator) / p[0].numel() ** 0.5)
             else:
-                p.copy_(torch.randn(p.shape, generator=generator) * (0.3 if p.dim() > 1 else 0.1))
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.3)
 
 
 def make_autoencoder(generator: torch.Generator) -> tuple[dict, dict]:
