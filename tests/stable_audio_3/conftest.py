@@ -5,4 +5,4 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))  # sa3_fixtures beside the tests
+sys.path.insert(0, str(Path(__file__).parent))  # sa3_fixtures, tiny_sa3 beside the tests

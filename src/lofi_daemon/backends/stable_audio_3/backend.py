@@ -1,0 +1,163 @@
+"""The ``stable_audio_3`` backend: Stable Audio 3 Small ("small-music") on our parts.
+
+Setup downloads the original checkpoint and the T5Gemma folder (``models/manifests.py``); load
+converts in memory (``convert.py``) and keeps everything in fp32 on the CPU; each track runs
+``pipeline.generate`` and is resampled 44.1 -> 48 kHz. The text encoder runs once per track.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ...errors import InvalidParams, LofiError, ModelInferenceFailed, ModelLoadFailed
+from ...models.manifests import STABLE_AUDIO_3_LICENCE, STABLE_AUDIO_3_TEXT_ENCODER_DIR, stable_audio_3_manifest
+from ..base import Backend, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
+from .prompt import KEYS, MAX_BPM, MIN_BPM, compose
+
+if TYPE_CHECKING:
+    from ...cancel import CancelToken
+    from ...device import DevicePlan
+    from ...models.manifest import ModelManifest
+    from ...models.store import ModelStore
+    from ...settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIN_DURATION_SEC = 5.0
+MAX_DURATION_SEC = 120.0  # sample_size 5,292,032 at 44.1 kHz (checked against the config at load)
+MAX_TEXT_TOKENS = 256
+SETUP_HINT = "Run :LofiSetup stable-audio-3 again."
+RETRY_HINT = "Retry with another seed."
+
+PARAMETERS = (
+    ParamSpec("inference_steps", "int", 8, 1, 16,
+              description="Ping-pong steps (8 is what the model was post-trained for; 1 is fastest)."),
+    ParamSpec("bpm", "int", 0, 0, MAX_BPM,
+              description=f"Tempo written into the prompt as 'N BPM', {MIN_BPM}-{MAX_BPM} (0 = unset)."),
+    ParamSpec("key", "choice", "", choices=KEYS, description="Key written into the prompt ('' = unset)."),
+    ParamSpec("instrumental", "bool", True,
+              description="Prefix 'TrackType: Music, VocalType: Instrumental.' as the prompting guide advises."),
+)
+
+
+class StableAudio3Backend(Backend):
+    name = "stable_audio_3"
+    requires = ("torch", "transformers", "diffusers", "safetensors")
+    licence = STABLE_AUDIO_3_LICENCE
+
+    def __init__(self, settings: "Settings", store: "ModelStore") -> None:
+        self._settings = settings
+        self._store = store
+        self._parts: Any = None
+        self._text: Any = None  # (tokenizer, encoder)
+
+    @property
+    def manifest(self) -> "ModelManifest":  # type: ignore[override]
+        return stable_audio_3_manifest()
+
+    @property
+    def model_version(self) -> str:  # type: ignore[override]
+        manifest = self.manifest
+        return f"{manifest.repo_id}@{self._store.commit(manifest) or manifest.revision}"
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(min_duration_sec=MIN_DURATION_SEC, max_duration_sec=MAX_DURATION_SEC,
+                            sample_rate=44_100, parameters=PARAMETERS,
+                            description=f"Stable Audio 3 Small: 8-step text-to-music. Licence: {self.licence}.")
+
+    def is_installed(self) -> bool:
+        return self._store.is_installed(self.manifest)
+
+    def size_bytes(self) -> int:
+        expected = self._store.expected_size_bytes(self.manifest)
+        return expected if expected is not None else self._store.size_bytes(self.manifest)
+
+    @property
+    def loaded(self) -> bool:
+        return self._parts is not None
+
+    # -- load / unload -----------------------------------------------------------------------
+
+    def load(self, device: "DevicePlan") -> None:
+        if self._parts is not None:
+            return
+        snapshot = self._store.verify_for_load(self.manifest)  # NOT_INSTALLED / MODEL_LOAD_FAILED + hint
+        try:
+            from safetensors.torch import load_file
+
+            from .convert import Checkpoint, ConversionError
+            from .pipeline import Parts
+
+            config = json.loads((snapshot / "model_config.json").read_text())
+            ck = Checkpoint(load_file(str(snapshot / "model.safetensors")), config)
+            ck.check_complete()
+            parts = Parts(dit=ck.build_dit(), duration_embedder=ck.build_duration_embedder(),
+                          same_s=ck.build_same_s(), max_samples=int(config.get("sample_size", 5_292_032)))
+            self._text = _load_text_encoder(snapshot / STABLE_AUDIO_3_TEXT_ENCODER_DIR)
+        except LofiError:
+            raise
+        except ConversionError as exc:
+            raise ModelLoadFailed(f"the Stable Audio 3 checkpoint is not the layout this backend knows: {exc}",
+                                  hint=SETUP_HINT) from None
+        except Exception as exc:  # noqa: BLE001 - every file read here is untrusted
+            raise ModelLoadFailed(f"Stable Audio 3 could not be loaded from {snapshot}: {exc}",
+                                  hint=SETUP_HINT, path=str(snapshot)) from None
+        self._parts = parts
+        log.info("stable_audio_3: loaded %s", self.model_version)
+
+    def unload(self) -> None:
+        self._parts, self._text = None, None
+
+    # -- generate ------------------------------------------------------------------------------
+
+    def generate(self, request: GenerationRequest, progress: Progress, cancel: "CancelToken") -> GeneratedAudio:
+        if self._parts is None:
+            raise ModelLoadFailed("stable_audio_3 is not loaded", hint="This is a bug: the job ran before load().")
+        import torch
+
+        from .pipeline import SAMPLE_RATE, generate
+
+        params = self.capabilities().resolve_params(dict(request.params), backend=self.name)
+        if 0 < params["bpm"] < MIN_BPM:
+            raise InvalidParams(f"parameter 'bpm' must be 0 (unset) or {MIN_BPM}-{MAX_BPM}, got {params['bpm']}",
+                                field="bpm")
+        steps = params["inference_steps"]
+        text = compose(request.prompt, bpm=params["bpm"], key=params["key"], instrumental=params["instrumental"])
+        progress.plan((("text", 1.0), ("diffusion", 8.0 * steps), ("decode", 6.0)))
+
+        def encode_text():
+            tokenizer, encoder = self._text
+            tokens = tokenizer([text], padding="max_length", max_length=MAX_TEXT_TOKENS, truncation=True,
+                               return_tensors="pt")
+            with torch.no_grad():
+                hidden = encoder(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).last_hidden_state
+            progress.update("text", 1, 1)
+            return hidden.float(), tokens.attention_mask.bool()
+
+        try:
+            track = generate(self._parts, encode_text, duration=float(request.duration_sec), seed=int(request.seed),
+                             steps=steps, cancel=cancel, report=progress.update)
+            if not bool(torch.isfinite(track.audio).all()):
+                raise ModelInferenceFailed("the decoded audio contains NaN/inf", hint=RETRY_HINT)
+        except LofiError:
+            raise
+        except (RuntimeError, ValueError) as exc:
+            raise ModelInferenceFailed(f"Stable Audio 3 failed while generating: {exc}", hint=RETRY_HINT) from exc
+        # The track writer resamples 44.1 -> 48 kHz (soxr VHQ), as for every backend.
+        return GeneratedAudio(samples=track.audio.numpy(), sample_rate=SAMPLE_RATE, metadata={
+            "device": "cpu", "dtype": "float32", "threads": torch.get_num_threads(),
+            "model_version": self.model_version, "prompt_sent": text,
+            "latent_length": int(track.latents.shape[-1]), "steps": steps,
+        })
+
+
+def _load_text_encoder(folder):
+    from transformers import AutoConfig, AutoTokenizer, T5GemmaEncoderModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    config.is_encoder_decoder = False  # T5GemmaEncoderModel refuses an encoder-decoder config
+    encoder = T5GemmaEncoderModel.from_pretrained(str(folder), config=config, local_files_only=True).eval()
+    return tokenizer, encoder
