@@ -143,3 +143,22 @@ def test_corrupt_weights_are_model_load_failed_with_the_setup_hint(setup_run, tm
         assert (end["method"], end["code"]) == ("generation_error", "MODEL_LOAD_FAILED")
         assert "LofiSetup stable-audio-3" in end["hint"]
         assert d.call("ping")["result"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_gated_answer_says_where_to_accept_the_licence_and_how_to_log_in_and_leaves_nothing(
+        tmp_path, hub_files, status):
+    hub = FakeHub([FakeRepo(STABLE_AUDIO_3_REPO, hub_files)]).start()
+    hub.fail(status=status, times=10_000)  # what the hub answers before the licence is accepted
+    try:
+        with Daemon.start(tmp_path / "cache", _env(HF_ENDPOINT=hub.endpoint)) as d:
+            d.call("download_backend", backend="sa3")
+            error = d.wait_for("download_error", timeout=120, backend="stable_audio_3")
+            assert error["code"] == "DOWNLOAD_FAILED" and f"HTTP {status}" in error["message"]
+            assert f"https://huggingface.co/{STABLE_AUDIO_3_REPO}" in error["hint"]
+            assert "accept its licence" in error["hint"] and "hf auth login" in error["hint"]
+            assert _backend(d)["status"] == "not_installed"
+    finally:
+        hub.stop()
+    repo_dir = tmp_path / "cache" / "models" / "models--stabilityai--stable-audio-3-small-music"
+    assert not [p for p in repo_dir.rglob("*") if p.is_file() and "snapshots" in p.parts]
