@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 MIN_DURATION_SEC = 5.0
 MAX_DURATION_SEC = 120.0  # sample_size 5,292,032 at 44.1 kHz (checked against the config at load)
 MAX_TEXT_TOKENS = 256
+#: Beyond the fp32 weights: the 120 s DiT activations (1,356 tokens x 1024) and one SAME-S
+#: decode group, with allocator slack (an estimate, not measured at full size).
+WORKING_BYTES = 1 << 30
 SETUP_HINT = "Run :LofiSetup stable-audio-3 again."
 RETRY_HINT = "Retry with another seed."
 
@@ -84,6 +87,10 @@ class StableAudio3Backend(Backend):
         if self._parts is not None:
             return
         snapshot = self._store.verify_for_load(self.manifest)  # NOT_INSTALLED / MODEL_LOAD_FAILED + hint
+        from ...device import check_memory
+
+        weights = sum(p.stat().st_size for p in snapshot.rglob("*.safetensors"))
+        check_memory(weights + WORKING_BYTES, "cpu", "Stable Audio 3 Small (fp32)")
         try:
             from safetensors.torch import load_file
 
