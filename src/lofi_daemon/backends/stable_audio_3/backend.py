@@ -2,7 +2,8 @@
 
 Setup downloads the original checkpoint and the T5Gemma folder (``models/manifests.py``); load
 converts in memory (``convert.py``) and keeps everything in fp32 on the CPU; each track runs
-``pipeline.generate`` and is resampled 44.1 -> 48 kHz. The text encoder runs once per track.
+``pipeline.generate`` and is resampled 44.1 -> 48 kHz by the track writer. The text encoder runs
+once per track and is freed after it (the DiT and SAME-S stay).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class StableAudio3Backend(Backend):
         self._settings = settings
         self._store = store
         self._parts: Any = None
-        self._text: Any = None  # (tokenizer, encoder)
+        self._text: Any = None  # (tokenizer, encoder), only between load and the first encode
+        self._text_folder: Any = None
 
     @property
     def manifest(self) -> "ModelManifest":  # type: ignore[override]
@@ -102,7 +104,8 @@ class StableAudio3Backend(Backend):
             ck.check_complete()
             parts = Parts(dit=ck.build_dit(), duration_embedder=ck.build_duration_embedder(),
                           same_s=ck.build_same_s(), max_samples=int(config.get("sample_size", 5_292_032)))
-            self._text = _load_text_encoder(snapshot / STABLE_AUDIO_3_TEXT_ENCODER_DIR)
+            self._text_folder = snapshot / STABLE_AUDIO_3_TEXT_ENCODER_DIR
+            self._text = _load_text_encoder(self._text_folder)  # proves it loads; freed after the first use
         except LofiError:
             raise
         except ConversionError as exc:
@@ -115,7 +118,7 @@ class StableAudio3Backend(Backend):
         log.info("stable_audio_3: loaded %s", self.model_version)
 
     def unload(self) -> None:
-        self._parts, self._text = None, None
+        self._parts, self._text, self._text_folder = None, None, None
 
     # -- generate ------------------------------------------------------------------------------
 
@@ -135,7 +138,10 @@ class StableAudio3Backend(Backend):
         progress.plan((("text", 1.0), ("diffusion", 8.0 * steps), ("decode", 6.0)))
 
         def encode_text():
-            tokenizer, encoder = self._text
+            # The encoder (~1.1 GB fp32) runs once per track, so it is freed right after and read
+            # again (from the page cache, about a second) for the next track.
+            tokenizer, encoder = self._text or _load_text_encoder(self._text_folder)
+            self._text = None
             tokens = tokenizer([text], padding="max_length", max_length=MAX_TEXT_TOKENS, truncation=True,
                                return_tensors="pt")
             with torch.no_grad():
