@@ -8,7 +8,7 @@ measured (it runs once per track, on 256 tokens). For each ``--durations`` it me
 
 * one DiT call at the sampler's latent length (duration + 6 s headroom, even, capped at 1292),
   so 8 steps = 8 calls;
-* the SAME-S decode of the whole track, one pass and in windows (64 latents + 2 of context);
+* the SAME-S decode of the whole track, one pass and in windows (58 latents + 2 of context, as the pipeline does);
 * CPU seconds (process time, all threads) per second of audio, and the peak RSS of each stage.
 
 Examples:
@@ -81,7 +81,7 @@ def run(args) -> dict:
 
         def decode_windows():
             with torch.no_grad():
-                return torch.cat([a for _, a in same_s.decode_windows(latents, core=64, context=2)], dim=-1)
+                return torch.cat([a for _, a in same_s.decode_windows(latents, core=58, context=2)], dim=-1)
 
         once_s, _, once_mem = timed(decode_once, args.device, 1, False)
         win_s, _, win_mem = timed(decode_windows, args.device, 1, False)

@@ -128,6 +128,7 @@ class StableAudio3Backend(Backend):
         import torch
 
         from .pipeline import SAMPLE_RATE, generate
+        from .sampler import latent_length
 
         params = self.capabilities().resolve_params(dict(request.params), backend=self.name)
         if 0 < params["bpm"] < MIN_BPM:
@@ -135,7 +136,11 @@ class StableAudio3Backend(Backend):
                                 field="bpm")
         steps = params["inference_steps"]
         text = compose(request.prompt, bpm=params["bpm"], key=params["key"], instrumental=params["instrumental"])
-        progress.plan((("text", 1.0), ("diffusion", 8.0 * steps), ("decode", 6.0)))
+        # Relative costs from bench/bench_stable_audio_3.py on a 2-core CPU (docs/benchmarks.md):
+        # a step is ~0.016 CPU-s per latent (headroom included), the decode ~0.72 per audio second.
+        latents = latent_length(float(request.duration_sec))
+        progress.plan((("text", 2.0), ("diffusion", 0.016 * latents * steps),
+                       ("decode", 0.72 * float(request.duration_sec))))
 
         def encode_text():
             # The encoder (~1.1 GB fp32) runs once per track, so it is freed right after and read

@@ -44,7 +44,7 @@ StepReport = Callable[[str, int, int], None]  # (phase, done, total)
 
 def generate(parts: Parts, text: TextFn, *, duration: float, seed: int, steps: int,
              cancel: "CancelToken", report: StepReport = lambda phase, done, total: None,
-             keep: "torch.Tensor | None" = None, window: int = 64) -> Track:
+             keep: "torch.Tensor | None" = None, window: int = 58) -> Track:
     import torch
 
     same_s = parts.same_s
@@ -80,8 +80,9 @@ def generate(parts: Parts, text: TextFn, *, duration: float, seed: int, steps: i
     if keep is not None:
         x = inpaint.paste_back(x, condition)
 
-    # 4. Decode in windows (bit-equal to one pass) until the duration is covered; the headroom
-    #    past it is never decoded.
+    # 4. Decode in windows (58 + 2 x 2 latents = 31 and 32 attention blocks: two full groups of
+    #    16, so little padding; 64 would pad 34/35 blocks to 48), bit-equal to one pass, until
+    #    the duration is covered; the headroom past it is never decoded.
     wanted = min(int(duration * SAMPLE_RATE), n * same_s.samples_per_latent)
     windows = -(-(-(-wanted // same_s.samples_per_latent)) // window)
     cancel.check(steps, steps)

@@ -207,7 +207,7 @@ class SameSEncoder(nn.Module):
         batch, frames, width = x.shape
         n = frames // cfg.stride
         x = x.reshape(batch, n, cfg.stride, width)
-        x = torch.cat([x, self.new_tokens.expand(batch, n, 1, width).reshape(batch, n, 1, width)], dim=2)
+        x = torch.cat([x, self.new_tokens.expand(batch, n, 1, width)], dim=2)
         x = self.stack(x.reshape(batch, n * cfg.segment, width))
         x = x.reshape(batch, n, cfg.segment, width)[:, :, -1]
         return self.to_latent(x).transpose(1, 2)  # (B, latent_dim, n)
