@@ -130,6 +130,7 @@ class App:
                 min_duration_sec=caps.min_duration_sec, max_duration_sec=caps.max_duration_sec, backend=name,
             )
         backend_params = caps.resolve_params(p.backend_params, backend=name)
+        backend_params = self._track_params(caps, backend_params)
         if self.registry.status(name) in ("not_installed", "downloading"):
             raise BackendNotInstalled(f"backend {name} is not installed",
                                       hint=_setup_hint(name, backend, "to download it"),
@@ -157,6 +158,15 @@ class App:
         position = self.jobs.submit(job)
         return {"track_id": job.track_id, "status": "generating" if position == 0 else "queued",
                 "position": position, "seed": seed, "backend": name}
+
+    def _track_params(self, caps: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """A "track" parameter (e.g. stable_audio_3's ``continue_from``) names a finished track:
+        TRACK_NOT_FOUND unless it exists; the backend gets its file as ``<name>_path``."""
+        out = dict(params)
+        for spec in caps.parameters:
+            if spec.type == "track" and params.get(spec.name):
+                out[f"{spec.name}_path"] = str(self.library.get(params[spec.name]).path)
+        return out
 
     async def cancel(self, p: P.TrackParams) -> dict[str, bool]:
         try:

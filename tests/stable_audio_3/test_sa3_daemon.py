@@ -162,3 +162,18 @@ def test_a_gated_answer_says_where_to_accept_the_licence_and_how_to_log_in_and_l
         hub.stop()
     repo_dir = tmp_path / "cache" / "models" / "models--stabilityai--stable-audio-3-small-music"
     assert not [p for p in repo_dir.rglob("*") if p.is_file() and "snapshots" in p.parts]
+
+
+def test_continue_from_a_track_starts_from_its_tail_and_an_unknown_id_is_refused(daemon):
+    first = _generate(daemon, 5, seed=11, inference_steps=2)
+    daemon.wait_for("generation_complete", timeout=240, track_id=first["track_id"])
+    plain = _generate(daemon, 6, seed=12, inference_steps=2)
+    plain_path = daemon.wait_for("generation_complete", timeout=240, track_id=plain["track_id"])["path"]
+    cont = _generate(daemon, 6, seed=12, inference_steps=2, continue_from=first["track_id"])
+    done = daemon.wait_for("generation_complete", timeout=240, track_id=cont["track_id"])
+    meta = json.loads(Path(done["path"]).with_suffix(".json").read_text())
+    # 3 s kept: the largest whole number of 2-latent blocks (128 samples each) in 3 s at 44.1 kHz.
+    assert meta["kept_latents"] == (3 * 44100 // 128) * 2
+    assert Path(done["path"]).read_bytes() != Path(plain_path).read_bytes()  # the kept tail shaped it
+    reply = daemon.call("generate", prompt=PROMPT, duration_sec=6, backend="sa3", continue_from="nope")
+    assert reply["error"]["data"]["error_code"] == "TRACK_NOT_FOUND"

@@ -26,7 +26,7 @@ class ParamSpec:
     """One backend parameter as ``get_backends`` declares it."""
 
     name: str
-    type: str  # "int" | "float" | "bool" | "choice"
+    type: str  # "int" | "float" | "bool" | "choice" | "track" (a finished track's id; "" = none)
     default: Any
     minimum: float | None = None
     maximum: float | None = None
@@ -39,6 +39,10 @@ class ParamSpec:
         if self.type == "bool":
             if not isinstance(value, bool):
                 raise InvalidParams(f"{where} must be true or false", field=self.name)
+            return value
+        if self.type == "track":
+            if not isinstance(value, str):
+                raise InvalidParams(f"{where} must be a track id", field=self.name)
             return value
         if self.type == "choice":
             if value not in (self.choices or ()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidParams, LofiError, ModelInferenceFailed, ModelLoadFailed
@@ -43,7 +44,11 @@ PARAMETERS = (
     ParamSpec("key", "choice", "", choices=KEYS, description="Key written into the prompt ('' = unset)."),
     ParamSpec("instrumental", "bool", True,
               description="Prefix 'TrackType: Music, VocalType: Instrumental.' as the prompting guide advises."),
+    ParamSpec("continue_from", "track", "",
+              description="A track id: the new track starts with that track's last seconds "
+                          "(half the new duration, at most 30 s) and goes on from there."),
 )
+MAX_KEPT_SECONDS = 30.0
 
 
 class StableAudio3Backend(Backend):
@@ -130,7 +135,9 @@ class StableAudio3Backend(Backend):
         from .pipeline import SAMPLE_RATE, generate
         from .sampler import latent_length
 
-        params = self.capabilities().resolve_params(dict(request.params), backend=self.name)
+        given = dict(request.params)
+        source = given.pop("continue_from_path", None)  # the daemon resolved the track id to its file
+        params = self.capabilities().resolve_params(given, backend=self.name)
         if 0 < params["bpm"] < MIN_BPM:
             raise InvalidParams(f"parameter 'bpm' must be 0 (unset) or {MIN_BPM}-{MAX_BPM}, got {params['bpm']}",
                                 field="bpm")
@@ -155,8 +162,9 @@ class StableAudio3Backend(Backend):
             return hidden.float(), tokens.attention_mask.bool()
 
         try:
+            keep = self._kept_tail(source, float(request.duration_sec)) if params["continue_from"] and source else None
             track = generate(self._parts, encode_text, duration=float(request.duration_sec), seed=int(request.seed),
-                             steps=steps, cancel=cancel, report=progress.update)
+                             steps=steps, cancel=cancel, report=progress.update, keep=keep)
             if not bool(torch.isfinite(track.audio).all()):
                 raise ModelInferenceFailed("the decoded audio contains NaN/inf", hint=RETRY_HINT)
         except LofiError:
@@ -168,7 +176,32 @@ class StableAudio3Backend(Backend):
             "device": "cpu", "dtype": "float32", "threads": torch.get_num_threads(),
             "model_version": self.model_version, "prompt_sent": text,
             "latent_length": int(track.latents.shape[-1]), "steps": steps,
+            "kept_latents": 0 if keep is None else int(keep.shape[-1]),
         })
+
+    def _kept_tail(self, path: str, duration: float) -> "Any":
+        """The last seconds of a finished track as SAME-S latents (an even count, whole latents)."""
+        import torch
+
+        from ...audio import read, resample
+        from .pipeline import SAMPLE_RATE
+
+        try:
+            audio, rate = read(Path(path))
+        except Exception as exc:  # noqa: BLE001 - a library file is untrusted too
+            raise InvalidParams(f"cannot read the track to continue ({path}): {exc}", field="continue_from") from None
+        if rate != SAMPLE_RATE:
+            audio = resample(audio, rate, SAMPLE_RATE)
+        if audio.shape[0] == 1:
+            audio = audio.repeat(2, axis=0)
+        same_s = self._parts.same_s
+        step = same_s.samples_per_latent * same_s.config.latents_per_block
+        keep_samples = min(int(min(duration / 2, MAX_KEPT_SECONDS) * SAMPLE_RATE), audio.shape[-1]) // step * step
+        if keep_samples == 0:
+            raise InvalidParams("the track to continue is too short", field="continue_from")
+        tail = torch.from_numpy(audio[:2, -keep_samples:].copy()).unsqueeze(0)
+        with torch.no_grad():
+            return same_s.encode(tail)
 
 
 def _load_text_encoder(folder):
