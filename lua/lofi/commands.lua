@@ -16,7 +16,7 @@ M.value_choices = {
   format = { "wav", "flac", "ogg" },
   cfg_type = { "apg", "cfg" },
 }
-M.static_backends = { "procedural", "musicgen", "ace_step", "ace_step_15" }
+M.static_backends = { "procedural", "musicgen", "ace_step", "ace_step_15", "stable_audio_3" }
 
 --- "42" -> 42, "true" -> true, '""' -> "", long digit strings stay strings (see rpc.lua on seeds).
 function H.value(key, text)

@@ -224,6 +224,7 @@ class App:
             raise TrackNotFound(f"the audio file of {track_id} is missing", track_id=track_id,
                                 hint="Continue another track, or leave continue_from out.")
         return Continuation(track_id=track.track_id, path=str(track.path))
+
     async def _radio_generate(self, request: dict[str, Any]) -> dict[str, Any]:
         """The radio's next track. While the remote generator is away (it failed in the last
         minute), a track for a backend that goes there is made here on procedural instead, so

@@ -198,7 +198,7 @@ def test_get_backends_describes_every_backend(daemon):
     result = daemon.call("get_backends")["result"]
     assert result["default_backend"] == "procedural"
     names = [b["name"] for b in result["backends"]]
-    assert names == ["procedural", "musicgen", "ace_step", "ace_step_15"]
+    assert names == ["procedural", "musicgen", "ace_step", "ace_step_15", "stable_audio_3"]
     proc = result["backends"][0]
     assert proc["status"] == "ready" and proc["min_duration_sec"] == 5 and proc["max_duration_sec"] == 240
     assert proc["sample_rate"] == 48000 and proc["size_bytes"] == 0

@@ -93,6 +93,6 @@ def test_completion_offers_options_values_backends_and_tracks(nvim):
     complete = lambda line: nvim.lua("return vim.fn.getcompletion(..., 'cmdline')", line)  # noqa: E731
     assert complete("LofiGenerate rain sch") == ["scheduler="]
     assert complete("LofiGenerate rain scheduler=") == ["scheduler=euler", "scheduler=heun", "scheduler=pingpong"]
-    assert complete("LofiSetup ") == ["procedural", "musicgen", "ace_step", "ace_step_15"]
+    assert complete("LofiSetup ") == ["procedural", "musicgen", "ace_step", "ace_step_15", "stable_audio_3"]
     assert complete("LofiInstall ") == ["models"]
     assert complete("LofiPlay ") == ["last"]

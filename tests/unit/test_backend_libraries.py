@@ -20,7 +20,7 @@ def without_model_libraries(monkeypatch):
                         lambda name, *args: None if name.split(".")[0] in MODEL_LIBRARIES else real(name, *args))
 
 
-@pytest.mark.parametrize("backend", ["musicgen", "ace_step", "ace_step_15"])
+@pytest.mark.parametrize("backend", ["musicgen", "ace_step", "ace_step_15", "stable_audio_3"])
 def test_a_model_backend_without_its_libraries_lists_them(tmp_path, without_model_libraries, backend):
     settings = Settings.load({"LOFI_CACHE_DIR": str(tmp_path / "cache"), "LOFI_CONFIG_DIR": str(tmp_path / "config")})
     registry = BackendRegistry(settings, ModelStore(settings.models_dir))

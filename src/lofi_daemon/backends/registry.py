@@ -22,10 +22,12 @@ BACKEND_CLASSES: dict[str, str] = {
     "musicgen": "lofi_daemon.backends.musicgen:MusicgenBackend",
     "ace_step": "lofi_daemon.backends.ace_step.backend:AceStepBackend",
     "ace_step_15": "lofi_daemon.backends.ace_step_15.backend:AceStep15Backend",
+    "stable_audio_3": "lofi_daemon.backends.stable_audio_3.backend:StableAudio3Backend",
 }
 ALIASES = {"ace-step": "ace_step", "acestep": "ace_step", "music-gen": "musicgen",
            "ace-step-1.5": "ace_step_15", "ace_step_1.5": "ace_step_15", "ace-step-15": "ace_step_15",
-           "acestep15": "ace_step_15"}
+           "acestep15": "ace_step_15",
+           "sa3": "stable_audio_3", "stable-audio-3": "stable_audio_3"}
 FALLBACK = "procedural"
 MODEL_LIBRARIES = {"torch", "transformers", "diffusers", "safetensors", "tokenizers", "sentencepiece"}
 

@@ -183,8 +183,8 @@ def http_failure(status: int, what: str, repo_id: str) -> DownloadFailed:
     if status in (401, 403):
         return DownloadFailed(
             f"the hub refused access to {what} (HTTP {status})",
-            hint=f"The repo may be gated: accept its terms on the hub page of {repo_id} and log in "
-            "with `hf auth login`, then run setup again.",
+            hint=f"The repo may be gated: open https://huggingface.co/{repo_id}, accept its licence there, "
+            "log in with `hf auth login` (or set HF_TOKEN), then run setup again.",
             status=status,
         )
     if status == 404:

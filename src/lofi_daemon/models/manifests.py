@@ -182,3 +182,28 @@ def ace_step_15_manifest(variant: str = DEFAULT_ACE_STEP_15_VARIANT) -> ModelMan
             ),
         )
     return ModelManifest(backend="ace_step_15", repo_id=repo, revision="main", components=components)
+
+
+# ----- Stable Audio 3 Small (issue #26) -------------------------------------------------------
+#: Gated: accept the licence on the model page, then log in (``hf auth login`` / ``HF_TOKEN``).
+STABLE_AUDIO_3_REPO = "stabilityai/stable-audio-3-small-music"
+STABLE_AUDIO_3_TEXT_ENCODER_DIR = "t5gemma-b-b-ul2"
+STABLE_AUDIO_3_LICENCE = ("Stability AI Community License (free below US$1M annual revenue; "
+                          "https://stability.ai/license), plus the Gemma Terms of Use for the text encoder")
+
+
+def stable_audio_3_manifest() -> ModelManifest:
+    """The one original checkpoint and its T5Gemma encoder folder (the file list follows the
+    official loader; the tokenizer files are taken as the hub lists them)."""
+    te = STABLE_AUDIO_3_TEXT_ENCODER_DIR
+    return ModelManifest(
+        backend="stable_audio_3",
+        repo_id=STABLE_AUDIO_3_REPO,
+        revision="main",
+        components=(
+            Component("model", ("model_config.json",), sharded=("model.safetensors",)),
+            Component("text_encoder", (f"{te}/config.json", f"{te}/tokenizer_config.json"),
+                      optional=(f"{te}/tokenizer.json", f"{te}/tokenizer.model", f"{te}/special_tokens_map.json"),
+                      sharded=(f"{te}/model.safetensors",)),
+        ),
+    )
