@@ -272,6 +272,9 @@ M.setup_choices = {
 }
 
 function H.setup_backend(b)
+  if type(b.licence) == "string" and b.licence ~= "" and b.status ~= "installed" then
+    notify.info(string.format("%s licence: %s", b.name, b.licence)) -- before the download starts
+  end
   if not H.needs_libraries(b) then
     return H.download(b.name)
   end

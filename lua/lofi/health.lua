@@ -267,6 +267,9 @@ function H.check_daemon(h)
     else
       h.ok(line)
     end
+    if type(b.licence) == "string" and b.licence ~= "" then
+      h.info(string.format("%s licence: %s", b.name, b.licence))
+    end
   end
 end
 

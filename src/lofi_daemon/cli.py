@@ -196,6 +196,9 @@ async def _follow_setup(endpoint: Endpoint, backend: str) -> int:
     name = resolve_alias(backend)  # the notifications name it so; others' downloads are not ours
     notes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     endpoint.on_notification = lambda method, payload: notes.put_nowait((method, payload))
+    entry = next((b for b in (await endpoint.call("get_backends"))["backends"] if b.get("name") == name), {})
+    if entry.get("licence") and entry.get("status") != "installed":  # said before any byte is fetched
+        print(f"{name} licence: {entry['licence']}", file=sys.stderr)
     reply = await endpoint.call("download_backend", backend=backend)
     if reply.get("already_installed"):
         print(f"{backend} is ready: nothing to download.", file=sys.stderr)

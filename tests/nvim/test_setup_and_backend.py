@@ -150,3 +150,26 @@ def test_setup_offline_says_connecting_at_once_then_cannot_reach_the_hub(bare_nv
     assert f"cannot reach the model hub at {endpoint} (offline?)" in error
     assert "Check the network connection (or HF_ENDPOINT), then run :LofiSetup musicgen again." in error
     assert "Errno" not in error
+
+
+def test_setup_of_a_gated_model_says_its_licence_before_the_download_and_checkhealth_shows_it(bare_nvim, fake_player):
+    nvim = bare_nvim
+    hub = FakeHub([]).start()  # no model there: the download fails, after the licence was said
+    try:
+        setup_child(nvim, fake_player, hub.endpoint)
+        nvim.cmd("LofiSetup stable-audio-3")
+        (done,) = nvim.wait_done(1, kind="download", timeout=60)
+    finally:
+        hub.stop()
+    assert done["status"] == "error"
+    messages = nvim.messages()
+    licence = [i for i, m in enumerate(messages) if m.startswith("lofi: stable_audio_3 licence: Stability AI Community License")]
+    assert licence and "Gemma" in messages[licence[0]], messages
+    errors = [i for i, m in enumerate(messages) if "stabilityai/stable-audio-3-small-music" in m and i != licence[0]]
+    assert errors and licence[0] < errors[0], messages  # said before the download's answer
+
+    nvim.cmd("checkhealth lofi")
+    nvim.wait("return vim.bo.filetype == 'checkhealth' and vim.api.nvim_buf_line_count(0) > 10", 120, "the report")
+    report = "\n".join(nvim.nvim.current.buffer[:])
+    assert "stable_audio_3 licence: Stability AI Community License" in report
+    assert "procedural licence" not in report  # no terms, no line

@@ -85,6 +85,9 @@ def test_get_backends_lists_the_parameters_their_ranges_and_the_licence(daemon):
     assert params["bpm"]["maximum"] == 250
     assert (info["min_duration_sec"], info["max_duration_sec"]) == (5.0, 120.0)
     assert "Stability AI Community License" in info["description"] and "Gemma" in info["description"]
+    assert "Stability AI Community License" in info["licence"] and "Gemma" in info["licence"]
+    # a backend with no terms to accept says nothing
+    assert next(b for b in daemon.call("get_backends")["result"]["backends"] if b["name"] == "procedural")["licence"] == ""
 
 
 def test_a_5_s_track_is_a_48k_stereo_file_with_progress_monotone_through_diffusion_and_decode(daemon):
@@ -180,3 +183,25 @@ def test_continue_from_a_track_starts_from_its_tail_and_an_unknown_id_is_refused
     assert Path(done["path"]).read_bytes() != Path(plain_path).read_bytes()  # the kept tail shaped it
     reply = daemon.call("generate", prompt=PROMPT, duration_sec=6, backend="sa3", continue_from="nope")
     assert reply["error"]["data"]["error_code"] == "TRACK_NOT_FOUND"
+
+
+def test_lofi_setup_says_the_licence_before_the_download_starts(tmp_path, hub_files):
+    import os
+    import subprocess
+    import sys
+
+    hub = FakeHub([FakeRepo(STABLE_AUDIO_3_REPO, hub_files)]).start()
+    hub.fail(status=403, times=10_000)  # the terms not yet accepted: nothing is fetched
+    try:
+        env = {**os.environ, "LOFI_CACHE_DIR": str(tmp_path / "cache"), "LOFI_CONFIG_DIR": str(tmp_path / "config"),
+               "HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0"}
+        run = subprocess.run([sys.executable, "-m", "lofi_daemon.cli", "--in-process", "setup", "stable-audio-3"],
+                             capture_output=True, text=True, env=env, timeout=240)
+    finally:
+        hub.stop()
+    assert run.returncode != 0
+    lines = run.stderr.splitlines()
+    licence = next(i for i, line in enumerate(lines) if line.startswith("stable_audio_3 licence: "))
+    assert "Stability AI Community License" in lines[licence] and "Gemma" in lines[licence]
+    refusal = next(i for i, line in enumerate(lines) if "403" in line)
+    assert licence < refusal  # said first, then the hub's refusal with where to accept it

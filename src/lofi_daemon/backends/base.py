@@ -174,6 +174,8 @@ class Backend(ABC):
     model_version: str = ""
     #: False for backends with nothing to load or unload (no weights).
     has_weights: bool = True
+    #: The weights' licence in one line, said before a download starts ("" = nothing to accept).
+    licence: str = ""
     #: Top-level Python packages ``load`` imports (the ``models`` extra); checked without importing.
     requires: tuple[str, ...] = ()
 

@@ -136,6 +136,7 @@ class BackendRegistry:
             "parameters": [p.describe() for p in caps.parameters],
             "size_bytes": backend.size_bytes(),
             "model_version": backend.model_version,
+            "licence": backend.licence,  # "" when there are no terms to accept
             # Python packages the backend needs and lacks: `:LofiInstall models` comes first.
             "missing_libraries": backend.missing_libraries(),
         }
