@@ -26,8 +26,9 @@ def test_a_truncated_track_is_refused_and_the_regenerate_request_makes_it_again(
         assert track["track_id"] in error["message"] and "sha256" in error["message"]
         assert "Generate it again" in error["data"]["hint"] and "7" in error["data"]["hint"]
         again = error["data"]["regenerate"]
+        # the same request, with the backend's own parameters as they were resolved
         assert again == {"prompt": "rainy jazz", "duration_sec": 5, "backend": "procedural", "seed": 7,
-                         "format": again["format"]}
+                         "format": again["format"], "section_offset": 0}
         assert not cap.exists()  # nothing of the damaged file was played
         # The same request is not answered from the cache with the damaged file: it is made again.
         made = d.call("generate", **again)["result"]

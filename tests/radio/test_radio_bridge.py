@@ -47,7 +47,9 @@ def test_a_procedural_bridge_sounds_within_a_second_while_a_60_s_track_is_made(c
         clean = stopped_clean(d, cache_dir / "tracks")
         size = cap.stat().st_size
         time.sleep(0.5)
-        assert cap.stat().st_size == size  # no sound after the stop
+        # No sound after the stop: at most the block that carries the stop's 20 ms ramp to zero
+        # (the worker may report "stopped" before that block reaches the sink).
+        assert cap.stat().st_size - size <= 1024 * 2 * 4
     assert cancelled["method"] == "generation_cancelled"
     assert clean["strays"] == set() and first_ai not in clean["listed"]
     out = read_pcm(cap)

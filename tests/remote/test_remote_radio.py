@@ -52,6 +52,10 @@ def test_while_the_remote_is_away_the_radio_bridges_to_procedural_here(tmp_path)
         wait_until(lambda: len(played_tracks(d)) >= 2, 120, "a radio track change")
         d.call("radio_stop")
         tracks = {t["track_id"]: t for t in d.call("list_tracks")["result"]["tracks"]}
-    for track_id in played_tracks(d)[:2]:
+    played = played_tracks(d)
+    assert played[0].startswith("bridge-")  # the radio's bridge sounded first, while its first track was made
+    made = [t for t in played if not t.startswith("bridge-")]
+    assert made, played
+    for track_id in made[:2]:
         assert tracks[track_id]["backend"] == "procedural" and "remote" not in tracks[track_id]
     assert np.any(np.fromfile(cap, dtype="<f4") != 0.0)
