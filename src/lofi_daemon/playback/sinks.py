@@ -191,6 +191,13 @@ class PipeSink(Sink):
     def _failed(self, what: str) -> SinkFailed:
         proc = self._proc
         code = proc.poll() if proc else None
+        if proc is not None and code is None and what == "stopped":
+            # Its stdin closed under us: it is exiting, maybe still writing its last words (a
+            # long stderr line takes a moment), so wait briefly for the exit code it gives.
+            try:
+                code = proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
         if code is not None:
             time.sleep(0.05)  # let the stderr reader catch the last words
         self._kill()  # hung or exited: the whole group ends (an exited wrapper may leave children)
