@@ -40,10 +40,13 @@ function H.feedback(msg)
   end
 end
 
-function H.request(method, params, cb)
+--- `on_ok(result)`: what to say when it worked, before `cb` hears the answer.
+function H.request(method, params, cb, on_ok)
   lofi().request(method, params, function(err, result)
     if err then
       notify.error(err)
+    elseif on_ok then
+      on_ok(result)
     end
     if cb then
       cb(err, result)
@@ -226,13 +229,8 @@ end
 
 function M.pause_toggle(cb)
   local playing = H.state and H.state.state == "playing"
-  H.request(playing and "pause" or "resume", nil, function(err, result)
-    if not err then
-      H.feedback(playing and "paused" or "playing")
-    end
-    if cb then
-      cb(err, result)
-    end
+  H.request(playing and "pause" or "resume", nil, cb, function()
+    H.feedback(playing and "paused" or "playing")
   end)
 end
 
@@ -256,13 +254,8 @@ function M.next(cb)
 end
 
 function M.stop(cb)
-  H.request("stop", nil, function(err, result)
-    if not err then
-      H.feedback(result.radio_stopped and "stopped (radio off)" or "stopped")
-    end
-    if cb then
-      cb(err, result)
-    end
+  H.request("stop", nil, cb, function(result)
+    H.feedback(result.radio_stopped and "stopped (radio off)" or "stopped")
   end)
 end
 
@@ -333,24 +326,14 @@ end
 --- player.radio_prompt), or off when it is on.
 function M.radio_toggle(prompt, cb)
   if (prompt == nil or prompt == "") and H.state and H.state.radio then
-    return H.request("radio_stop", nil, function(err, result)
-      if not err then
-        H.feedback("radio off")
-      end
-      if cb then
-        cb(err, result)
-      end
+    return H.request("radio_stop", nil, cb, function()
+      H.feedback("radio off")
     end)
   end
   if prompt ~= nil and prompt ~= "" and H.state and H.state.radio then
     -- A new mood while it plays: the next track uses it (radio_set_prompt, docs/radio.md).
-    return H.request("radio_set_prompt", { prompt = prompt }, function(err, result)
-      if not err then
-        notify.info("radio: next " .. prompt)
-      end
-      if cb then
-        cb(err, result)
-      end
+    return H.request("radio_set_prompt", { prompt = prompt }, cb, function()
+      notify.info("radio: next " .. prompt)
     end)
   end
   if prompt == nil or prompt == "" then

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from daemon_client import Daemon
+from waiting import wait_until  # noqa: F401 - the tests here import it from this module
 
 RATE = 48_000
 GAP_FRAMES = int(0.005 * RATE)  # digital silence longer than 5 ms is a gap
@@ -68,17 +68,6 @@ def sound_span(x: np.ndarray) -> tuple[int, int]:
     """First and last non-silent frame."""
     loud = np.flatnonzero(np.any(x != 0.0, axis=1))
     return int(loud[0]), int(loud[-1])
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(0.05)
 
 
 def playback(d: Daemon) -> dict[str, Any]:

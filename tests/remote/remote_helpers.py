@@ -12,11 +12,11 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from daemon_client import Daemon
+from waiting import wait_until  # noqa: F401 - the tests here import it from this module
 
 PACED_DAEMON = Path(__file__).resolve().parents[1] / "playback" / "paced_daemon.py"
 
@@ -54,14 +54,3 @@ def files_in(folder: Path) -> list[str]:
 
 def sidecar(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).with_suffix(".json").read_text())
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(0.05)
