@@ -54,7 +54,9 @@ def tiny_vae(rate: str = "real"):
     from diffusers import AutoencoderOobleck
 
     if rate == "real":
-        return AutoencoderOobleck(encoder_hidden_size=4, downsampling_ratios=[2, 4, 4, 6, 10],
+        # encoder_hidden_size = 2 x the latent channels (mean and scale), as in the real VAE
+        # (128 -> 64): continuing a track encodes its tail into the latents the DiT reads.
+        return AutoencoderOobleck(encoder_hidden_size=2 * ACOUSTIC_DIM, downsampling_ratios=[2, 4, 4, 6, 10],
                                   channel_multiples=[1, 2, 2, 2, 2], decoder_channels=4,
                                   decoder_input_channels=ACOUSTIC_DIM, audio_channels=2, sampling_rate=48_000)
     return AutoencoderOobleck(encoder_hidden_size=6, downsampling_ratios=[1, 2], decoder_channels=3,

@@ -93,9 +93,12 @@ class CostModel(PhaseCosts):
         "cuda": (0.1, 0.02, 0.0001, 0.001),
     }
 
-    def work(self, latents: int, calls: int) -> dict[str, float]:
+    def work(self, latents: int, calls: int, kept: int = 0) -> dict[str, float]:
         text, fixed, per_latent, decode = self._BASE.get(self.device, self._BASE["cpu"])
-        return {"text": text, "diffusion": calls * (fixed + per_latent * latents), "decode": decode * latents}
+        # A continuation encodes its kept head first (counted with the text phase, which it
+        # precedes); the encoder is guessed to cost what the decoder does per latent.
+        return {"text": text + decode * kept, "diffusion": calls * (fixed + per_latent * latents),
+                "decode": decode * latents}
 
 
 class AceStep15Backend(Backend):
@@ -146,7 +149,7 @@ class AceStep15Backend(Backend):
                                          error=self._variant_error)
         return Capabilities(min_duration_sec=MIN_DURATION_SEC, max_duration_sec=MAX_DURATION_SEC,
                             sample_rate=SAMPLE_RATE, parameters=parameters(self.variant),
-                            description=self.variant.description)
+                            description=self.variant.description, continues_audio=True)
 
     def _converted_dir(self) -> Path:
         manifest = self.manifest
@@ -281,6 +284,7 @@ class AceStep15Backend(Backend):
 
         import torch
 
+        from . import extend
         from .decode import decode, normalize
         from .sampling import SamplingRequest, sample_latents
 
@@ -291,11 +295,16 @@ class AceStep15Backend(Backend):
         if params["cfg_interval_start"] > params["cfg_interval_end"]:
             raise InvalidParams("cfg_interval_start must not be after cfg_interval_end", field="cfg_interval_start")
         latents_len = math.ceil(request.duration_sec * LATENTS_PER_SEC)
+        # Continuing: the source's last seconds (read and checked before any model work).
+        head = (extend.read_head(request.continue_from.path, float(request.duration_sec))
+                if request.continue_from is not None else None)
+        kept = 0 if head is None else head.kept
         steps = params["inference_steps"]
         guided = not self._pipe.is_turbo and params["guidance_scale"] > 1.0
-        progress.plan(self._costs.plan(latents_len, steps * (2 if guided else 1)))
+        shape = (latents_len, steps * (2 if guided else 1), kept)
+        progress.plan(self._costs.plan(*shape))
         clock = PhaseClock(progress)
-        sampling = SamplingRequest(
+        sampling = dict(
             prompt=request.prompt, duration_sec=float(request.duration_sec), seed=int(request.seed), steps=steps,
             guidance_scale=params["guidance_scale"], shift=params["shift"],
             cfg_interval_start=params["cfg_interval_start"], cfg_interval_end=params["cfg_interval_end"],
@@ -303,7 +312,14 @@ class AceStep15Backend(Backend):
             timesignature=params["timesignature"] or None)
         device = self._target.device
         try:
-            latents = sample_latents(self._pipe, sampling, device, report=clock, cancel=cancel)
+            if head is not None:
+                clock("text", 0, 1)
+                if self._placement is not None:
+                    self._placement.bring("vae")
+                head = extend.encode_head(self._pipe.vae, head, device, self._pipe.transformer.dtype)
+                cancel.check(0, steps)
+            latents = sample_latents(self._pipe, SamplingRequest(**sampling, head=head), device, report=clock,
+                                     cancel=cancel)
             clock("decode", 0, self.tiles.count(latents.shape[1]))
             if self._placement is not None:
                 self._placement.bring("vae")
@@ -311,7 +327,10 @@ class AceStep15Backend(Backend):
                            cancel=cancel)
             if not bool(torch.isfinite(audio).all()):
                 raise ModelInferenceFailed("the decoded audio contains NaN/inf", hint=RETRY_HINT)
-            audio = normalize(audio)[0].to("cpu", torch.float32)
+            if head is None:
+                audio = normalize(audio)[0].to("cpu", torch.float32)
+            else:
+                audio = audio[0].to("cpu", torch.float32)
         except LofiError:
             raise
         except torch.cuda.OutOfMemoryError as exc:
@@ -323,8 +342,14 @@ class AceStep15Backend(Backend):
             if device != "cpu":
                 empty_cache(device)
         clock.finish()
-        self._costs.learn(clock.seconds, latents_len, steps * (2 if guided else 1))
+        self._costs.learn(clock.seconds, *shape)
         samples = audio.numpy()
+        continuation: dict[str, Any] = {}
+        if head is not None:
+            samples, gain = extend.finish(head, samples)
+            continuation = {"continues": request.continue_from.track_id,  # type: ignore[union-attr]
+                            "join_frame": head.join_frame,  # the radio's flow joins there
+                            "kept_latents": head.kept, "continuation_gain": round(gain, 6)}
         return GeneratedAudio(samples=samples, sample_rate=SAMPLE_RATE, metadata={
             **self._target.describe(),
             "model_version": self.model_version,
@@ -333,6 +358,7 @@ class AceStep15Backend(Backend):
             "true_duration_sec": round(samples.shape[-1] / SAMPLE_RATE, 6),
             "decode_tiles": self.tiles.count(latents_len),
             "phase_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
+            **continuation,
         })
 
 

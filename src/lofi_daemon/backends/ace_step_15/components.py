@@ -63,11 +63,11 @@ def weight_bytes(paths: ComponentPaths, hint: str) -> dict[str, int]:
 def load_pipeline(paths: ComponentPaths, *, dtype: "torch.dtype", hint: str, pipeline_class: Any = None) -> Any:
     """The diffusers pipeline from local folders, on the CPU in ``dtype`` (the caller places it).
 
-    ``pipeline_class``: an ``AceStepPipeline`` subclass (low-VRAM mode pins its execution device).
+    ``pipeline_class``: an ``AceStepPipeline`` subclass (low-VRAM mode pins its execution device);
+    by default the one that can extend a source (``extend.py``).
     """
     from diffusers import (
         AceStepConditionEncoder,
-        AceStepPipeline,
         AceStepTransformer1DModel,
         AutoencoderOobleck,
         FlowMatchEulerDiscreteScheduler,
@@ -96,8 +96,10 @@ def load_pipeline(paths: ComponentPaths, *, dtype: "torch.dtype", hint: str, pip
         scheduler = load("scheduler", FlowMatchEulerDiscreteScheduler.from_pretrained, paths.scheduler)
     else:  # what the official diffusers conversion ships: the pipeline computes its own sigmas
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0)
-    pipe = (pipeline_class or AceStepPipeline)(vae=vae, text_encoder=text_encoder.eval(), tokenizer=tokenizer,
-                           transformer=transformer.eval(), condition_encoder=condition_encoder.eval(),
-                           scheduler=scheduler)
+    from .extend import extending_pipeline_class
+
+    pipe = (pipeline_class or extending_pipeline_class())(
+        vae=vae, text_encoder=text_encoder.eval(), tokenizer=tokenizer, transformer=transformer.eval(),
+        condition_encoder=condition_encoder.eval(), scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)  # stderr is our log; progress goes over the protocol
     return pipe

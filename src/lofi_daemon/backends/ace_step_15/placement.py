@@ -54,11 +54,12 @@ class OneAtATime:
 
 
 def pinned_pipeline_class(device: str) -> type:
-    """``AceStepPipeline`` whose inputs are made on ``device`` wherever its modules are."""
+    """The extending ``AceStepPipeline`` whose inputs are made on ``device`` wherever its modules are."""
     import torch
-    from diffusers import AceStepPipeline
 
-    class PinnedDeviceAceStepPipeline(AceStepPipeline):
+    from .extend import extending_pipeline_class
+
+    class PinnedDeviceAceStepPipeline(extending_pipeline_class()):  # type: ignore[misc]
         @property
         def _execution_device(self) -> torch.device:
             return torch.device(device)
