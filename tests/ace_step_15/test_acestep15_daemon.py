@@ -14,6 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from daemon_client import Daemon
@@ -201,3 +202,86 @@ def test_an_unknown_variant_is_invalid_params_for_setup_and_generation(tmp_path)
             assert data["error_code"] == "INVALID_PARAMS" and data["field"] == "ace_step_15_variant"
             assert data["choices"] == ["turbo", "xl-turbo", "xl-base"]
         assert d.call("ping")["result"]["status"] == "ok"
+
+
+# -- continuing a track (the radio's flow) --------------------------------------------------------
+
+def _finished(d: Daemon, job: dict) -> Path:
+    return Path(d.wait_for("generation_complete", timeout=240, track_id=job["track_id"])["path"])
+
+
+def _library(d: Daemon, tracks_dir: Path) -> tuple[set[str], list[str]]:
+    ids = {t["track_id"] for t in d.call("list_tracks")["result"]["tracks"]}
+    return ids, sorted(p.name for p in tracks_dir.iterdir())
+
+
+@pytest.fixture(scope="module")
+def source_track(daemon) -> tuple[str, Path]:
+    job = _generate(daemon, 10, seed=21, inference_steps=2)
+    return job["track_id"], _finished(daemon, job)
+
+
+def test_a_continuation_begins_with_the_sources_last_seconds_and_says_where_the_new_part_starts(daemon,
+                                                                                                source_track):
+    source_id, source_path = source_track
+    job = _generate(daemon, 12, seed=22, inference_steps=2, continue_from=source_id)
+    path = _finished(daemon, job)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    kept = 6 * 48000 // LATENT_SAMPLES  # half of the 12 s, in whole latents
+    assert (meta["continues"], meta["kept_latents"], meta["join_frame"]) == (source_id, kept, kept * LATENT_SAMPLES)
+    new, rate = sf.read(str(path), dtype="float32")
+    old, _ = sf.read(str(source_path), dtype="float32")
+    assert rate == 48000 and new.shape == (300 * LATENT_SAMPLES, 2)
+    join = meta["join_frame"]
+    assert 0 < join < new.shape[0]
+    # The file's head is the source's tail: from after the 5 ms edge fade every track gets
+    # (240 frames) to the 0.25 s crossfade before join_frame, the same 16-bit samples again,
+    # within one step of 16 bits (libsndfile writes floats x 32767 and reads ints / 32768).
+    head, tail = new[240:join - 12000], old[-join:][240:-12000]
+    assert np.abs(head - tail).max() <= 1.0 / 32767 + 1e-7
+    assert np.abs(head - tail).max() < np.abs(tail).max() / 1000  # far below the music itself
+
+
+def test_the_same_continuation_again_is_the_same_file(daemon, source_track):
+    source_id, _ = source_track
+    first = _generate(daemon, 10, seed=23, inference_steps=2, continue_from=source_id)
+    digest = hashlib.sha256(_finished(daemon, first).read_bytes()).hexdigest()
+    assert "result" in daemon.call("delete_track", track_id=first["track_id"])
+    again = _generate(daemon, 10, seed=23, inference_steps=2, continue_from=source_id)
+    assert again["status"] != "cached"
+    assert hashlib.sha256(_finished(daemon, again).read_bytes()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("damage", ["garbage", "too_short"])
+def test_continuing_a_damaged_or_too_short_file_is_invalid_params_and_writes_nothing(daemon, damage):
+    source = _generate(daemon, 10, seed=30 if damage == "garbage" else 31, inference_steps=2)
+    path = _finished(daemon, source)
+    if damage == "garbage":
+        path.write_bytes(b"not audio at all " * 100)
+    else:  # a real file of 1.5 s: less than the 2 s a continuation needs
+        sf.write(str(path), np.zeros((72000, 2), np.float32), 48000, format=path.suffix[1:].upper(),
+                 subtype="PCM_16")
+    before = _library(daemon, path.parent)
+    job = _generate(daemon, 10, seed=32, inference_steps=2, continue_from=source["track_id"])
+    end = daemon.wait_terminal(job["track_id"], timeout=240)
+    assert (end["method"], end["code"]) == ("generation_error", "INVALID_PARAMS")
+    assert ("too short" if damage == "too_short" else "cannot read the track to continue") in end["message"]
+    assert "continue_from" in end["hint"]
+    assert _library(daemon, path.parent) == before
+    assert daemon.call("ping")["result"]["status"] == "ok"
+
+
+def test_cancel_during_a_continuation_ends_cancelled_and_leaves_no_file(daemon, source_track):
+    source_id, source_path = source_track
+    before = _library(daemon, source_path.parent)
+    job = _generate(daemon, 120, seed=33, inference_steps=200, continue_from=source_id)
+    deadline = time.monotonic() + 240
+    while not [p for p in daemon.notifications("generation_progress", track_id=job["track_id"])
+               if p["phase"] == "diffusion" and p["current_step"] >= 1]:
+        assert time.monotonic() < deadline, "no denoising progress"
+        time.sleep(0.02)
+    assert daemon.call("cancel", track_id=job["track_id"])["result"]["was_generating"] is True
+    end = daemon.wait_terminal(job["track_id"], timeout=120)
+    assert end["method"] == "generation_cancelled" and 1 <= end["at_step"] < 200
+    assert _library(daemon, source_path.parent) == before
+    assert not list(source_path.parent.glob(f"{job['track_id']}*"))
