@@ -149,7 +149,8 @@ class AceStep15Backend(Backend):
                                          error=self._variant_error)
         return Capabilities(min_duration_sec=MIN_DURATION_SEC, max_duration_sec=MAX_DURATION_SEC,
                             sample_rate=SAMPLE_RATE, parameters=parameters(self.variant),
-                            description=self.variant.description, continues_audio=True)
+                            description=self.variant.description, continues_audio=True,
+                            decodes_in_windows=True)
 
     def _converted_dir(self) -> Path:
         manifest = self.manifest
@@ -282,6 +283,7 @@ class AceStep15Backend(Backend):
             raise ModelLoadFailed("ace_step_15 is not loaded", hint="This is a bug: the job ran before load().")
         import math
 
+        import numpy as np
         import torch
 
         from . import extend
@@ -323,14 +325,32 @@ class AceStep15Backend(Backend):
             clock("decode", 0, self.tiles.count(latents.shape[1]))
             if self._placement is not None:
                 self._placement.bring("vae")
+            splicer = extend.Splicer(head) if head is not None else None
+            windows: list[Any] = []
+
+            def on_piece(piece: "torch.Tensor") -> None:
+                # A continuation's windows are final as they are decoded (extend.Splicer): they go
+                # out at once. A plain track's wait for the whole track's peak (below).
+                if splicer is None:
+                    return
+                if not bool(torch.isfinite(piece).all()):
+                    raise ModelInferenceFailed("the decoded audio contains NaN/inf", hint=RETRY_HINT)
+                windows.append(splicer.window(piece[0].to("cpu", torch.float32).numpy()))
+                if request.windows is not None:
+                    request.windows.window(windows[-1], SAMPLE_RATE)
+
             audio = decode(self._pipe.vae, latents, self.tiles, on_tile=lambda i, n: clock("decode", i, n),
-                           cancel=cancel)
-            if not bool(torch.isfinite(audio).all()):
-                raise ModelInferenceFailed("the decoded audio contains NaN/inf", hint=RETRY_HINT)
-            if head is None:
-                audio = normalize(audio)[0].to("cpu", torch.float32)
+                           cancel=cancel, on_piece=on_piece)
+            if splicer is None:
+                if not bool(torch.isfinite(audio).all()):
+                    raise ModelInferenceFailed("the decoded audio contains NaN/inf", hint=RETRY_HINT)
+                samples = normalize(audio)[0].to("cpu", torch.float32).numpy()
+                if request.windows is not None:  # the pipeline's loudness needs the last tile first
+                    for start, end, _, _ in self.tiles.tiles(latents.shape[1]):
+                        request.windows.window(samples[:, start * extend.HOP:end * extend.HOP], SAMPLE_RATE)
             else:
-                audio = audio[0].to("cpu", torch.float32)
+                samples = np.concatenate(windows, axis=-1) if len(windows) > 1 else windows[0]
+            del audio
         except LofiError:
             raise
         except torch.cuda.OutOfMemoryError as exc:
@@ -343,13 +363,11 @@ class AceStep15Backend(Backend):
                 empty_cache(device)
         clock.finish()
         self._costs.learn(clock.seconds, *shape)
-        samples = audio.numpy()
         continuation: dict[str, Any] = {}
         if head is not None:
-            samples, gain = extend.finish(head, samples)
             continuation = {"continues": request.continue_from.track_id,  # type: ignore[union-attr]
                             "join_frame": head.join_frame,  # the radio's flow joins there
-                            "kept_latents": head.kept, "continuation_gain": round(gain, 6)}
+                            "kept_latents": head.kept}
         return GeneratedAudio(samples=samples, sample_rate=SAMPLE_RATE, metadata={
             **self._target.describe(),
             "model_version": self.model_version,

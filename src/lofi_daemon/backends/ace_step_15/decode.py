@@ -53,8 +53,12 @@ class TilePlan:
 
 
 def decode(vae: "torch.nn.Module", latents: "torch.Tensor", plan: TilePlan = TilePlan(), *,
-           on_tile: Callable[[int, int], None] | None = None, cancel: "CancelToken | None" = None) -> "torch.Tensor":
-    """``latents`` [B, T, C] (the pipeline's layout) -> audio [B, channels, samples] float32."""
+           on_tile: Callable[[int, int], None] | None = None, cancel: "CancelToken | None" = None,
+           on_piece: "Callable[[torch.Tensor], None] | None" = None) -> "torch.Tensor":
+    """``latents`` [B, T, C] (the pipeline's layout) -> audio [B, channels, samples] float32.
+
+    ``on_piece`` gets each tile's audio as soon as it is decoded, in time order (joined, the
+    pieces are the result)."""
     import torch
 
     z = latents.transpose(1, 2).to(dtype=vae.dtype)  # the VAE wants [B, C, T]
@@ -67,6 +71,8 @@ def decode(vae: "torch.nn.Module", latents: "torch.Tensor", plan: TilePlan = Til
             audio = vae.decoder(z[:, :, lo:hi])
             per_latent = audio.shape[-1] // (hi - lo)  # the hop: 1920 samples at 48 kHz
             pieces.append(audio[:, :, (start - lo) * per_latent:(end - lo) * per_latent].float())
+            if on_piece is not None:
+                on_piece(pieces[-1])
             if on_tile is not None:
                 on_tile(i + 1, len(tiles))
     return torch.cat(pieces, dim=-1) if len(pieces) > 1 else pieces[0]

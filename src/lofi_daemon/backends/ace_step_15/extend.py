@@ -17,7 +17,7 @@ Differences from the pipeline's own repaint, each on purpose:
   the track's own initial noise, and exactly at the end (sigma 0): the model only writes the
   span, and the head decodes to the source as well as the VAE reconstructs it.
 
-The file then starts with the source's own samples (``splice``), crossfades into the decode
+The file then starts with the source's own samples (``Splicer``), crossfades into the decode
 shortly before ``join_frame`` and is the decode from there; that is where the radio's flow
 joins the two tracks (old track to its last sample, new track from ``join_frame``).
 """
@@ -40,6 +40,7 @@ LATENTS_PER_SEC = 25
 MAX_KEPT_SECONDS = 10.0  # the head: half the new track, at most this (encode memory and time)
 MIN_KEPT_SECONDS = 2.0  # less gives the model too little to continue from
 MAX_SOURCE_SECONDS = 900.0  # a library file is read whole: refuse what no backend here writes
+CEILING = 0.99  # what the limiter approaches above -1 dBFS: -0.09 dBFS, never full scale
 CROSSFADE_SECONDS = 0.25  # source -> decode, ending at join_frame
 FIELD = "continue_from"
 HINT = "Continue another track (at least 2 s long), or leave continue_from out."
@@ -110,37 +111,53 @@ def keep_head(latents: "torch.Tensor", head: "torch.Tensor", noise: "torch.Tenso
     return out
 
 
-def splice(head: "np.ndarray", decoded: "np.ndarray", crossfade: int) -> "np.ndarray":
-    """The file: ``head``'s samples, a linear crossfade of ``crossfade`` samples into ``decoded``
-    ending where the head ends, then ``decoded``. Linear, not equal-power: over the head the
-    decode reconstructs the same audio, and correlated signals add in amplitude."""
-    import numpy as np
-
-    join = head.shape[-1]
-    n = max(0, min(crossfade, join))
-    out = decoded.copy()
-    out[:, :join - n] = head[:, :join - n]
-    if n:
-        ramp = ((np.arange(n, dtype=np.float64) + 0.5) / n).astype(np.float32)
-        out[:, join - n:join] = head[:, join - n:] * (1 - ramp) + decoded[:, join - n:join] * ramp
-    return out
-
-
-def finish(head: Head, decoded: "np.ndarray") -> tuple["np.ndarray", float]:
-    """The continuation's samples and the gain its decode got.
-
-    Not the pipeline's peak normalisation: that would scale the whole track, and the head must
-    stay the source's own samples. The decode is left at its level (it continues the head, which
-    it reconstructs at the source's level) unless its new part would peak above -1 dBFS; then
-    it is scaled down to exactly that, so nothing clips."""
+def soft_limit(audio: "np.ndarray") -> "np.ndarray":
+    """Identity up to -1 dBFS; above it a tanh knee towards ``CEILING``, which it never passes
+    (tanh saturates to exactly 1 in floats, so the ceiling sits below full scale). Sample by
+    sample, so a window's samples never wait for the rest of the track."""
     import numpy as np
 
     from .decode import TARGET_PEAK
 
-    peak = float(np.abs(decoded[:, head.join_frame:]).max(initial=0.0))
-    gain = min(1.0, TARGET_PEAK / peak) if peak > 0 else 1.0
-    crossfade = min(int(CROSSFADE_SECONDS * SAMPLE_RATE), head.join_frame // 2)
-    return splice(head.samples, decoded * np.float32(gain), crossfade), gain
+    x = np.asarray(audio, dtype=np.float64)
+    over = np.abs(x) > TARGET_PEAK
+    if not over.any():
+        return np.array(audio, dtype=np.float32)  # a copy: the caller writes into it
+    room = CEILING - TARGET_PEAK
+    bent = np.sign(x) * (TARGET_PEAK + room * np.tanh((np.abs(x) - TARGET_PEAK) / room))
+    return np.where(over, bent, x).astype(np.float32)
+
+
+class Splicer:
+    """Turns the decode, window by window in time order, into the continuation's final samples.
+
+    Not the pipeline's peak normalisation: its one gain is known only once the whole track is
+    decoded, and it would scale the head, which must stay the source's own samples. The decode
+    keeps its level (it reconstructs the head at the source's level and continues it) and
+    passes ``soft_limit``, so nothing clips; every window is final as soon as it is decoded."""
+
+    def __init__(self, head: Head, crossfade_sec: float = CROSSFADE_SECONDS) -> None:
+        self.head = head
+        self.crossfade = max(1, min(int(crossfade_sec * SAMPLE_RATE), head.join_frame // 2))
+        self.offset = 0  # frames handed out so far
+
+    def window(self, decoded: "np.ndarray") -> "np.ndarray":
+        import numpy as np
+
+        out = soft_limit(decoded)
+        start, n = self.offset, out.shape[-1]
+        self.offset += n
+        join, fade = self.head.join_frame, self.crossfade
+        if start >= join:
+            return out
+        # The part of this window before join_frame: the head, then a linear crossfade into the
+        # decode (not equal-power: there the decode reconstructs the same audio, and correlated
+        # signals add in amplitude).
+        frames = np.arange(start, min(start + n, join))
+        ramp = np.clip((frames - (join - fade) + 0.5) / fade, 0.0, 1.0).astype(np.float32)
+        span = slice(0, frames.size)
+        out[:, span] = self.head.samples[:, frames] * (1 - ramp) + out[:, span] * ramp
+        return out
 
 
 def extending_pipeline_class(base: type | None = None) -> type:
