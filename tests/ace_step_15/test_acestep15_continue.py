@@ -163,5 +163,6 @@ def test_the_splice_is_the_same_however_the_decode_is_cut_into_windows(cuts):
     assert np.array_equal(np.concatenate(pieces, axis=-1), whole)
     assert np.array_equal(whole[:, :80], head.samples[:, :80])  # the head's own samples
     assert np.array_equal(whole[:, 100:], soft_limit(decoded[:, 100:]))  # the (limited) decode from join_frame
-    weight = (whole[:, 80:100] - soft_limit(decoded[:, 80:100])) / (head.samples[:, 80:100] - soft_limit(decoded[:, 80:100]))
+    limited = soft_limit(decoded[:, 80:100])
+    weight = (whole[:, 80:100] - limited) / (head.samples[:, 80:100] - limited)
     assert np.allclose(weight, (20 - np.arange(20) - 0.5) / 20, atol=1e-4)  # linear, head -> decode

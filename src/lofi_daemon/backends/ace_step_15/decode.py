@@ -9,7 +9,7 @@ receptive field is far inside 64 latents = 2.56 s). Between tiles we report prog
 check cancel. Peak memory follows the tile size, not the track length.
 
 Loudness is the pipeline's own post-processing: divide by the peak where it exceeds 1, then
-scale the peak to -1 dBFS.
+scale the peak to -1 dBFS (plain tracks; a continuation keeps its head's level, ``extend.py``).
 """
 
 from __future__ import annotations
