@@ -118,6 +118,9 @@ class AceStepBackend(Backend):
             sample_rate=SAMPLE_RATE,
             parameters=PARAMETERS,
             description="ACE-Step v1 3.5B: long-form instrumental tracks up to 4 minutes",
+            # Above ~48 s the decode runs in windows, in time order (decode.py); shorter
+            # tracks decode in one shot and come as one window at the end.
+            decodes_in_windows=True,
         )
 
     def _override_dir(self) -> Path | None:
@@ -223,6 +226,7 @@ class AceStepBackend(Backend):
                               params["guidance_interval"])
         progress.plan(self._costs.plan(frames, calls, guided))
         clock = PhaseClock(progress)
+        windows = request.windows  # someone plays it as it decodes; never changes the audio
         try:
             output = self._pipeline(
                 prompt=request.prompt,
@@ -242,6 +246,7 @@ class AceStepBackend(Backend):
                 lyrics=params["instrumental_tag"],
                 progress=clock,
                 cancel=cancel,
+                on_audio=None if windows is None else (lambda piece: windows.window(piece, SAMPLE_RATE)),
             )
         except LofiError:
             raise
