@@ -7,6 +7,9 @@ golden-fixture checkpoint), or a hub cache holding such a snapshot (the official
 ``~/.cache/ace-step/checkpoints``), so an existing download can be reused as it is. Importing this module is cheap: torch and the model code are
 imported in ``load``.
 
+Play while decoding: ``request.windows``, when set, gets the 48 kHz track in time order as the
+decode finishes it (docs/ace_step.md, "Play while decoding"); it never changes the audio.
+
 Device rules: CUDA in bfloat16 (the official default; the math the official code upcasts
 runs in float32 there too), MPS and CPU in float32. Low-VRAM mode (chosen automatically
 when the whole model does not fit, or by the ``low_vram`` config) keeps every component on

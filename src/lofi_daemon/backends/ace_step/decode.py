@@ -10,7 +10,8 @@ For the pipeline (stable names):
 ``windowed=None`` picks for you: one-shot (exactly the official ``MusicDCAE.decode``) up to
 ``WindowPlan.auto_above_frames`` latent frames (47.6 s by default), windowed above.
 ``on_window(done, total)`` is called after each unit of decode work (global DCAE layers,
-DCAE windows, vocoder windows per channel; one-shot: DCAE, then each channel);
+then DCAE windows interleaved with vocoder windows per channel; one-shot: DCAE, then each
+channel);
 ``cancel`` (a lofi ``CancelToken``) is checked before each unit.
 ``on_audio(wav)`` (batch 1 only) gets the 44.1 kHz stereo audio ``[2, n]`` in time order as
 it is finished: windowed, after each vocoder window (both channels); one-shot, once at the
