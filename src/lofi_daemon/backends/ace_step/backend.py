@@ -7,6 +7,9 @@ golden-fixture checkpoint), or a hub cache holding such a snapshot (the official
 ``~/.cache/ace-step/checkpoints``), so an existing download can be reused as it is. Importing this module is cheap: torch and the model code are
 imported in ``load``.
 
+Play while decoding: ``request.windows``, when set, gets the 48 kHz track in time order as the
+decode finishes it (docs/ace_step.md, "Play while decoding"); it never changes the audio.
+
 Device rules: CUDA in bfloat16 (the official default; the math the official code upcasts
 runs in float32 there too), MPS and CPU in float32. Low-VRAM mode (chosen automatically
 when the whole model does not fit, or by the ``low_vram`` config) keeps every component on
@@ -118,6 +121,9 @@ class AceStepBackend(Backend):
             sample_rate=SAMPLE_RATE,
             parameters=PARAMETERS,
             description="ACE-Step v1 3.5B: long-form instrumental tracks up to 4 minutes",
+            # Above ~48 s the decode runs in windows, in time order (decode.py); shorter
+            # tracks decode in one shot and come as one window at the end.
+            decodes_in_windows=True,
         )
 
     def _override_dir(self) -> Path | None:
@@ -223,6 +229,7 @@ class AceStepBackend(Backend):
                               params["guidance_interval"])
         progress.plan(self._costs.plan(frames, calls, guided))
         clock = PhaseClock(progress)
+        windows = request.windows  # someone plays it as it decodes; never changes the audio
         try:
             output = self._pipeline(
                 prompt=request.prompt,
@@ -242,6 +249,7 @@ class AceStepBackend(Backend):
                 lyrics=params["instrumental_tag"],
                 progress=clock,
                 cancel=cancel,
+                on_audio=None if windows is None else (lambda piece: windows.window(piece, SAMPLE_RATE)),
             )
         except LofiError:
             raise

@@ -10,8 +10,13 @@ For the pipeline (stable names):
 ``windowed=None`` picks for you: one-shot (exactly the official ``MusicDCAE.decode``) up to
 ``WindowPlan.auto_above_frames`` latent frames (47.6 s by default), windowed above.
 ``on_window(done, total)`` is called after each unit of decode work (global DCAE layers,
-DCAE windows, vocoder windows per channel; one-shot: DCAE, then each channel);
+then DCAE windows interleaved with vocoder windows per channel; one-shot: DCAE, then each
+channel);
 ``cancel`` (a lofi ``CancelToken``) is checked before each unit.
+``on_audio(wav)`` (batch 1 only) gets the 44.1 kHz stereo audio ``[2, n]`` in time order as
+it is finished: windowed, after each vocoder window (both channels); one-shot, once at the
+end. The pieces joined are exactly ``out["wav_44k"][0]``; with or without ``on_audio`` the
+same computation runs.
 
 How the windowed decode stays equal to the one-shot one (see ``dcae.py``): the DCAE's only
 global operation, its linear attention at latent resolution, runs over the whole track in
@@ -23,6 +28,14 @@ exact windows this changes nothing measurable, and it keeps seams smooth where w
 not bit-identical (bf16 kernels picking different algorithms per size). Peak memory then
 depends on the window sizes, not on the track length (plus the small latent-resolution
 state and the output itself). Measured differences and timings: docs/benchmarks.md (ACE-Step section).
+
+The windowed decode runs in time order so a track can play while it decodes: after each DCAE
+window the mel is final up to where the next window's crossfade begins, and every vocoder
+window whose input (core plus ``receptive_field_frames()`` of context, 93 mel frames for the
+released vocoder) lies inside that final mel runs at once, for both channels; the audio up to
+the next vocoder crossfade is then final and goes to ``on_audio``. The windows, their context
+and their crossfades are the same as when everything was computed stage by stage, so the
+numbers are too (only the order of the work changed).
 """
 
 from __future__ import annotations
@@ -207,10 +220,13 @@ class AudioDecoder(nn.Module):
         windowed: bool | None = None,
         on_window: Callable[[int, int], None] | None = None,
         cancel: "CancelToken | None" = None,
+        on_audio: Callable[[torch.Tensor], None] | None = None,
     ) -> dict[str, torch.Tensor]:
         """latents ``[B, 8, 16, F]`` -> ``{"mel": [B, 2, 128, 8F], "wav_44k": [B, 2, 4096F]}`` (float32)."""
         if latents.dim() != 4:
             raise ValueError(f"latents must be [batch, 8, 16, frames], got shape {list(latents.shape)}")
+        if on_audio is not None and latents.shape[0] != 1:
+            raise ValueError("on_audio streams one track: latents must have batch size 1")
         latents = latents.to(self.device)
         frames = latents.shape[-1]
         use_windows = self.will_window(frames, windowed)
@@ -220,9 +236,11 @@ class AudioDecoder(nn.Module):
         mels, wavs = [], []
         for item in latents.split(1):
             if use_windows:
-                mel, wav = self._decode_windowed(item, progress)
+                mel, wav = self._decode_windowed(item, progress, on_audio)
             else:
                 mel, wav = self._decode_one_shot(item, progress)
+                if on_audio is not None:
+                    on_audio(wav[0])
             mels.append(mel)
             wavs.append(wav)
         return {"mel": torch.cat(mels), "wav_44k": torch.cat(wavs)}
@@ -244,34 +262,49 @@ class AudioDecoder(nn.Module):
             progress.tick()
         return mel.float(), torch.cat(channels).unsqueeze(0)
 
-    def _decode_windowed(self, latents: torch.Tensor, progress: "_Progress") -> tuple[torch.Tensor, torch.Tensor]:
+    def _decode_windowed(
+        self, latents: torch.Tensor, progress: "_Progress", on_audio: Callable[[torch.Tensor], None] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         plan = self.plan
         hidden = self.dcae.global_stage(latents, chunk_frames=plan.attention_chunk_frames, on_layer=progress.tick)
         scale = self.dcae.tail_upscale()
+        hop = self.vocoder.hop_length
+        mel_frames = hidden.shape[-1] * scale
+        dcae_windows = plan_windows(hidden.shape[-1], plan.dcae_frames, self.dcae.tail_context_frames(), plan.dcae_overlap)
+        vocoder_windows = plan_windows(mel_frames, plan.vocoder_frames, self.vocoder.receptive_field_frames(),
+                                       plan.vocoder_overlap)
+        vocoder_dtype = self.vocoder.head.conv_pre.weight.dtype
         mel: torch.Tensor | None = None
-        for window in plan_windows(hidden.shape[-1], plan.dcae_frames, self.dcae.tail_context_frames(), plan.dcae_overlap):
+        wav: torch.Tensor | None = None
+        next_vocoder = 0  # the first vocoder window not yet run
+        handed_out = 0  # samples already given to on_audio
+        for window in dcae_windows:
             progress.check()
             piece = self.dcae.local_tail(hidden[..., window.lo : window.hi])
+            if window is dcae_windows[-1]:
+                del hidden  # not needed by the vocoder windows still to run
             piece = piece[..., (window.start - window.lo) * scale : (window.stop - window.lo) * scale]
             if mel is None:
-                mel = torch.zeros(*piece.shape[:-1], hidden.shape[-1] * scale, device=piece.device, dtype=torch.float32)
+                mel = torch.zeros(*piece.shape[:-1], mel_frames, device=piece.device, dtype=torch.float32)
+                wav = torch.zeros(mel.shape[1], mel_frames * hop, device=mel.device, dtype=torch.float32)
             _blend_into(mel, piece, window, scale)
+            # Columns before the next window's crossfade get nothing more: they are final.
+            mel_final = (window.stop - window.fade_out) * scale
             progress.tick()
-        assert mel is not None
-        del hidden
-
-        hop = self.vocoder.hop_length
-        mel_frames = mel.shape[-1]
-        windows = plan_windows(mel_frames, plan.vocoder_frames, self.vocoder.receptive_field_frames(), plan.vocoder_overlap)
-        wav = torch.zeros(mel.shape[1], mel_frames * hop, device=mel.device, dtype=torch.float32)
-        mel_in = mel.to(self.vocoder.head.conv_pre.weight.dtype)
-        for c in range(mel.shape[1]):
-            for window in windows:
-                progress.check()
-                piece = self.vocoder(mel_in[:, c, :, window.lo : window.hi]).reshape(-1)
-                piece = piece[(window.start - window.lo) * hop : (window.stop - window.lo) * hop]
-                _blend_into(wav[c], piece.float(), window, hop)
-                progress.tick()
+            while next_vocoder < len(vocoder_windows) and vocoder_windows[next_vocoder].hi <= mel_final:
+                voc = vocoder_windows[next_vocoder]
+                for c in range(mel.shape[1]):
+                    progress.check()
+                    out = self.vocoder(mel[:, c, :, voc.lo : voc.hi].to(vocoder_dtype)).reshape(-1)
+                    out = out[(voc.start - voc.lo) * hop : (voc.stop - voc.lo) * hop]
+                    _blend_into(wav[c], out.float(), voc, hop)
+                    progress.tick()
+                next_vocoder += 1
+                final = (voc.stop - voc.fade_out) * hop
+                if on_audio is not None and final > handed_out:
+                    on_audio(wav[:, handed_out:final])
+                handed_out = final
+        assert mel is not None and wav is not None and next_vocoder == len(vocoder_windows)
         return mel, wav.unsqueeze(0)
 
 

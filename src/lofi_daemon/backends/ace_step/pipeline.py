@@ -6,6 +6,7 @@
     denoising loop (euler / heun / pingpong): one transformer call per step, or one
            batched cond+uncond call inside the guidance window (APG or CFG)
     latents --DCAE decoder + vocoder--> 44.1 kHz stereo --resample--> 48 kHz
+           (in time order: ``on_audio`` gets each finished 48 kHz piece as it is decoded)
 
 The official pipeline's numbers are the contract: with the same checkpoint, prompt,
 seed and parameters on the same device it gives the same track (checked against the
@@ -50,6 +51,8 @@ class Cancel(Protocol):
 
 #: ``progress(phase, current, total)`` with phases "text", "diffusion", "decode".
 ProgressFn = Callable[[str, int, int], None]
+#: ``on_audio(samples)``: a finished piece of the track, ``[2, n]`` float32 numpy at 48 kHz.
+AudioFn = Callable[[Any], None]
 
 
 def frame_length(duration: float) -> int:
@@ -231,9 +234,14 @@ class AceStepPipeline:
         return_intermediates: bool = False,
         resample: str = "soxr",
         windowed_decode: bool | None = None,
+        on_audio: AudioFn | None = None,
     ) -> PipelineOutput:
         """Defaults are the official ``__call__`` defaults (except ``seed``, which we always
-        need: the daemon draws one when the user gives none)."""
+        need: the daemon draws one when the user gives none).
+
+        ``on_audio`` receives the 48 kHz track in time order as the decode finishes it (one
+        piece per vocoder window when windowed, the whole track at the end when not); the
+        pieces joined are exactly ``wav_48k``, which is computed the same way without it."""
         self.check_inputs(prompt, duration, infer_step, seed, scheduler_type, cfg_type, guidance_scale,
                           omega_scale, guidance_interval, guidance_interval_decay, min_guidance_scale,
                           use_erg_tag, use_erg_lyric, use_erg_diffusion, lyrics, resample)
@@ -312,7 +320,7 @@ class AceStepPipeline:
 
         # 8. Decode to 44.1 kHz (windowed above ~48 s unless told), then resample to 48 kHz.
         wav_48k = self._decode(latents, windowed=windowed_decode, resample=resample, report=report,
-                               cancel=cancel, record=record)
+                               cancel=cancel, record=record, on_audio=on_audio)
         record("wav_48k", wav_48k)
         return PipelineOutput(wav_48k=wav_48k, sample_rate=SAMPLE_RATE, frame_length=frames, intermediates=keep)
 
@@ -403,8 +411,11 @@ class AceStepPipeline:
         report: ProgressFn,
         cancel: Cancel | None,
         record: Callable[[str, torch.Tensor], None],
+        on_audio: AudioFn | None = None,
     ) -> torch.Tensor:
-        from .resample import resample_44k_to_48k
+        import numpy as np
+
+        from .resample import StreamResampler, output_length
 
         windows = [0, 1]  # decode units done / total, for a cancel that lands mid-decode
 
@@ -412,21 +423,40 @@ class AceStepPipeline:
             windows[:] = [done, total]
             report("decode", done, total)
 
+        # The 48 kHz track is written piece by piece into one array: no second copy of it.
+        channels = int(self.decoder.dcae.config.get("in_channels", 2))
+        out = np.zeros((channels, output_length(SAMPLES_PER_FRAME * latents.shape[-1])), dtype=np.float32)
+        resampler = StreamResampler(out.shape[0], resample)
+        written = 0
+
+        def put(piece: Any) -> None:
+            nonlocal written
+            if piece.shape[-1] == 0:
+                return
+            out[:, written : written + piece.shape[-1]] = piece
+            if on_audio is not None:
+                on_audio(out[:, written : written + piece.shape[-1]])
+            written += piece.shape[-1]
+
+        def on_wav(wav: torch.Tensor) -> None:
+            wav = wav.detach().to("cpu", torch.float32)
+            if not bool(torch.isfinite(wav).all()):  # before anyone hears it
+                raise ModelInferenceFailed("the decoded audio contains NaN/inf", hint=RETRY_HINT)
+            put(resampler.feed(wav.numpy()))
+
         report("decode", 0, 1)
         try:
             with self._placed(self.decoder):
-                decoded = self.decoder.decode(latents, windowed=windowed, on_window=on_window, cancel=cancel)
+                decoded = self.decoder.decode(latents, windowed=windowed, on_window=on_window, cancel=cancel,
+                                              on_audio=on_wav)
         except JobCancelled:
             raise JobCancelled(*windows) from None  # say where in the decode it stopped
-        wav_44k = decoded["wav_44k"][0].detach().to("cpu", torch.float32)  # [2, 4096 F]
         record("mel", decoded["mel"][0])
-        record("wav_44k", wav_44k)
-        if not bool(torch.isfinite(wav_44k).all()):
-            raise ModelInferenceFailed("the decoded audio contains NaN/inf", hint=RETRY_HINT)
-        wav_48k = resample_44k_to_48k(wav_44k, method=resample)
-        wav_48k = torch.as_tensor(wav_48k, dtype=torch.float32)
+        record("wav_44k", decoded["wav_44k"][0])
+        put(resampler.finish())
+        assert written == out.shape[-1], (written, out.shape)
         report("decode", 1, 1)
-        return wav_48k
+        return torch.from_numpy(out)
 
     @contextmanager
     def _placed(self, module: Any) -> Iterator[None]:

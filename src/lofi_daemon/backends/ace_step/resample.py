@@ -142,3 +142,69 @@ def _resample_soxr(wav: Any, orig_rate: int, new_rate: int) -> Any:
     import torch
 
     return torch.from_numpy(out).to(wav.device)
+
+
+class StreamResampler:
+    """44.1 -> 48 kHz for audio that arrives in time-ordered pieces ``[channels, n]`` (float32).
+
+    ``feed(piece)`` returns the 48 kHz samples that are final so far; ``finish()`` returns the
+    rest, padded or trimmed so the whole is ``output_length(total input)`` long, as
+    ``resample_44k_to_48k`` makes it. With ``"soxr"`` the pieces joined are the one-shot soxr
+    result (libsoxr's stream state does not depend on how the input is cut; tested).
+    ``"sinc_hann"`` (the parity method, never streamed by the daemon) keeps the input and
+    resamples it in ``finish``.
+    """
+
+    def __init__(self, channels: int, method: str = "soxr") -> None:
+        if method not in METHODS:
+            raise InvalidParams(
+                f"unknown resampling method {method!r}", hint=f"Use one of {list(METHODS)}.", field="method"
+            )
+        self.method = method
+        self.channels = channels
+        self._stream: Any = None
+        self._kept: list[Any] = []  # sinc_hann: the whole input, until finish
+        self._in = 0
+        self._out = 0
+
+    def feed(self, piece: Any) -> Any:
+        import numpy as np
+
+        array = np.ascontiguousarray(np.asarray(piece, dtype=np.float32).reshape(self.channels, -1))
+        self._in += array.shape[-1]
+        if self.method == "sinc_hann":
+            self._kept.append(array)
+            return np.zeros((self.channels, 0), dtype=np.float32)
+        if self._stream is None:
+            from ...audio import stream_resampler  # the project's one soxr seam
+
+            self._stream = stream_resampler(SOURCE_RATE, TARGET_RATE, self.channels)
+        out = self._stream.resample_chunk(np.ascontiguousarray(array.T), last=False).T
+        return self._limit(out)
+
+    def finish(self) -> Any:
+        import numpy as np
+
+        target = output_length(self._in)
+        if self.method == "sinc_hann":
+            whole = np.concatenate(self._kept, axis=-1) if self._kept else np.zeros((self.channels, 0), np.float32)
+            self._kept = []
+            out = resample_44k_to_48k(whole, method="sinc_hann")
+        elif self._stream is not None:
+            out = self._stream.resample_chunk(np.zeros((0, self.channels), dtype=np.float32), last=True).T
+        else:
+            out = np.zeros((self.channels, 0), dtype=np.float32)
+        out = self._limit(out)
+        if self._out < target:  # soxr rounds the length; ceil() like the one-shot methods
+            out = np.concatenate([out, np.zeros((self.channels, target - self._out), np.float32)], axis=-1)
+            self._out = target
+        return out
+
+    def _limit(self, out: Any) -> Any:
+        """Never more than the one-shot length in all (soxr may round up at the end)."""
+        import numpy as np
+
+        room = max(0, output_length(self._in) - self._out) if self.method == "soxr" else out.shape[-1]
+        out = np.ascontiguousarray(out[:, :room], dtype=np.float32)
+        self._out += out.shape[-1]
+        return out
