@@ -171,3 +171,26 @@ def test_a_mono_44k_source_is_made_48k_stereo_before_it_is_kept(loaded_backend, 
     assert join == 83 * 960  # 5 s / 3 = 1.67 s -> 83 whole frames
     np.testing.assert_array_equal(audio.samples[0, :join], audio.samples[1, :join])
     assert np.abs(audio.samples[0, :join]).max() == pytest.approx(0.3, abs=0.02)
+
+
+def test_a_stereo_checkpoint_hears_both_sides_and_keeps_them(tmp_path, tiny_stereo_checkpoint):
+    from musicgen_helpers import STEREO_MODEL, make_backend
+
+    backend = make_backend(tmp_path / "cache", tiny_stereo_checkpoint, model=STEREO_MODEL)
+    backend.load(backend._settings.device_plan)
+    try:
+        source = write_source(tmp_path / "src.wav", 4.0, freqs=(110.0, 1320.0))
+        audio = run(backend, request(backend, source, 5.0))
+        assert audio.metadata["model_channels"] == 2
+        join = audio.metadata["join_frame"]
+        np.testing.assert_array_equal(audio.samples[:, :join], read48(source)[:, -join:])
+        # The new part is the model's own stereo: left and right are decoded from their own codebooks.
+        after = audio.samples[:, join + round(JOIN_FADE_SEC * RATE):]
+        assert not np.allclose(after[0], after[1], atol=1e-4)
+        # Each side's codes come from that side: swapping the source's channels changes the prompt.
+        swapped = tmp_path / "swapped.wav"
+        sf.write(swapped, read48(source)[::-1].T, RATE, subtype="PCM_16")
+        other = run(backend, request(backend, swapped, 5.0)).samples[:, join + round(JOIN_FADE_SEC * RATE):]
+        assert not np.allclose(other, after, atol=1e-4)
+    finally:
+        backend.unload()

@@ -53,8 +53,9 @@ DECODE_COST_PER_FRAME = {"cpu": 0.025, "cuda": 0.002, "mps": 0.02}
 # A continuation's extra phases, per prompt frame (and channel, for the encode), measured at
 # musicgen-small's real shape on CPU (docs/musicgen.md, "Continuing a track"); the GPU values are
 # estimates, like the decode's.
-ENCODE_COST_PER_FRAME = {"cpu": 0.012, "cuda": 0.001, "mps": 0.01}
-PREFILL_COST_PER_FRAME = {"cpu": 0.05, "cuda": 0.002, "mps": 0.02}
+# CPU: 0.0087 and 0.066 (the prefill runs twice, see docs/musicgen.md), one run on 2 busy vCPUs.
+ENCODE_COST_PER_FRAME = {"cpu": 0.009, "cuda": 0.001, "mps": 0.01}
+PREFILL_COST_PER_FRAME = {"cpu": 0.066, "cuda": 0.002, "mps": 0.02}
 
 
 @dataclass
