@@ -35,8 +35,7 @@ from ...device import ResolvedDevice, empty_cache
 from ...errors import JobCancelled, LofiError, ModelInferenceFailed
 from ...cancel import CancelToken
 from ..base import GeneratedAudio, GenerationRequest, Progress
-from . import continuation
-from .continuation import Prompt, join, prompt_codes, read_prompt
+from .continuation import RATE as CONTINUATION_RATE, Prompt, join, prompt_codes, read_prompt
 from .lengths import TokenGrid
 
 log = logging.getLogger(__name__)
@@ -50,10 +49,9 @@ RETRY_HINT = "Retry with another seed."
 # by a point or two at most.
 TEXT_COST_STEPS = 1.0
 DECODE_COST_PER_FRAME = {"cpu": 0.025, "cuda": 0.002, "mps": 0.02}
-# A continuation's extra phases, per prompt frame (and channel, for the encode), measured at
-# musicgen-small's real shape on CPU (docs/musicgen.md, "Continuing a track"); the GPU values are
-# estimates, like the decode's.
-# CPU: 0.0087 and 0.066 (the prefill runs twice, see docs/musicgen.md), one run on 2 busy vCPUs.
+# A continuation's extra phases, per prompt frame (and channel, for the encode). CPU: measured at
+# musicgen-small's real shape, 0.0087 and 0.066 (docs/musicgen.md, "Continuing a track"; the
+# prefill runs twice in transformers); the GPU values are estimates, like the decode's.
 ENCODE_COST_PER_FRAME = {"cpu": 0.009, "cuda": 0.001, "mps": 0.01}
 PREFILL_COST_PER_FRAME = {"cpu": 0.066, "cuda": 0.002, "mps": 0.02}
 
@@ -209,7 +207,7 @@ def generate(session: MusicgenSession, request: GenerationRequest, progress: Pro
     else:
         # Built at 48 kHz, so its first ``join_frame`` frames are the source's own samples.
         decoded = _to_output(audio, frames * grid.hop_length, stereo=False)
-        rate = continuation.RATE
+        rate = CONTINUATION_RATE
         samples = join(prompt, decoded, grid.sample_rate, round(request.duration_sec * rate))
         metadata.update({
             "continues": prompt.track_id,
