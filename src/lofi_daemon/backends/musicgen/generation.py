@@ -50,10 +50,11 @@ RETRY_HINT = "Retry with another seed."
 TEXT_COST_STEPS = 1.0
 DECODE_COST_PER_FRAME = {"cpu": 0.025, "cuda": 0.002, "mps": 0.02}
 # A continuation's extra phases, per prompt frame (and channel, for the encode). CPU: measured at
-# musicgen-small's real shape, 0.0087 and 0.066 (docs/musicgen.md, "Continuing a track"; the
-# prefill runs twice in transformers); the GPU values are estimates, like the decode's.
-ENCODE_COST_PER_FRAME = {"cpu": 0.009, "cuda": 0.001, "mps": 0.01}
-PREFILL_COST_PER_FRAME = {"cpu": 0.066, "cuda": 0.002, "mps": 0.02}
+# musicgen-small's real shape on a quiet machine, 0.017 and 0.134 (0.009 and 0.066 under load;
+# docs/musicgen.md, "Continuing a track"; the prefill runs twice in transformers). The GPU values
+# are estimates, like the decode's.
+ENCODE_COST_PER_FRAME = {"cpu": 0.017, "cuda": 0.001, "mps": 0.01}
+PREFILL_COST_PER_FRAME = {"cpu": 0.13, "cuda": 0.002, "mps": 0.02}
 
 
 @dataclass
