@@ -79,6 +79,11 @@ def build_tiny_musicgen(out_dir: Path, tokenizer_dir: Path, *, stereo: bool = Fa
         for layer in model.audio_encoder.quantizer.layers:
             layer.codebook.embed.normal_()
             layer.codebook.embed_avg.copy_(layer.codebook.embed)
+        # The random encoder's outputs are ~0.05 against unit-scale codebooks, so every frame of
+        # any audio would quantize to the same smallest code. Scaled 20x they land among the
+        # codebook vectors, and an audio prompt (continue_from) gives codes that depend on it.
+        for parameter in model.audio_encoder.encoder.layers[-1].parameters():
+            parameter.mul_(20.0)
     if text_vocab_size > 200:
         # Stored in float16, so loading (in float32) writes every row into RAM, as using a real
         # model touches all its weights; float32 rows would stay unread pages of a file mapping.

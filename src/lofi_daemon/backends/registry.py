@@ -139,6 +139,9 @@ class BackendRegistry:
             "licence": backend.licence,  # "" when there are no terms to accept
             # Python packages the backend needs and lacks: `:LofiInstall models` comes first.
             "missing_libraries": backend.missing_libraries(),
+            # What the radio can do with it: flow (continue_from) and play while it decodes.
+            "continues_audio": caps.continues_audio,
+            "decodes_in_windows": caps.decodes_in_windows,
         }
 
     # ----- models in memory (worker thread) ---------------------------------------------------

@@ -75,6 +75,8 @@ class MusicgenBackend(Backend):
             sample_rate=SAMPLE_RATE,
             parameters=PARAMETERS,
             description=f"MusicGen ({self.model_id}): quick previews up to 30 s",
+            # continue_from: the source's last seconds prompt the decoder (continuation.py)
+            continues_audio=True,
         )
 
     @property

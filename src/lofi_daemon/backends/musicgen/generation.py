@@ -14,6 +14,11 @@ changing them:
 
 MusicGen samples with the global torch RNG, so the seed is set right before ``generate``;
 the daemon runs jobs one at a time in one worker thread, which makes that safe.
+
+A continuation (``request.continue_from``, continuation.py) first encodes the source's tail
+into EnCodec codes (phase ``encode``) and passes them as ``decoder_input_ids``: the decoder
+reads them in one prefill forward (phase ``prefill``, no hook: the first token ends it) and
+generates only the frames after them, with the same sampling, hooks and checks.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ...device import ResolvedDevice, empty_cache
 from ...errors import JobCancelled, LofiError, ModelInferenceFailed
 from ...cancel import CancelToken
 from ..base import GeneratedAudio, GenerationRequest, Progress
+from .continuation import RATE as CONTINUATION_RATE, Prompt, join, prompt_codes, read_prompt
 from .lengths import TokenGrid
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,12 @@ RETRY_HINT = "Retry with another seed."
 # by a point or two at most.
 TEXT_COST_STEPS = 1.0
 DECODE_COST_PER_FRAME = {"cpu": 0.025, "cuda": 0.002, "mps": 0.02}
+# A continuation's extra phases, per prompt frame (and channel, for the encode). CPU: measured at
+# musicgen-small's real shape on a quiet machine, 0.017 and 0.134 (0.009 and 0.066 under load;
+# docs/musicgen.md, "Continuing a track"; the prefill runs twice in transformers). The GPU values
+# are estimates, like the decode's.
+ENCODE_COST_PER_FRAME = {"cpu": 0.017, "cuda": 0.001, "mps": 0.01}
+PREFILL_COST_PER_FRAME = {"cpu": 0.13, "cuda": 0.002, "mps": 0.02}
 
 
 @dataclass
@@ -58,9 +70,16 @@ class MusicgenSession:
     revision: str
 
 
-def phase_plan(grid: TokenGrid, frames: int, tokens: int, audio_channels: int, device: str) -> list[tuple[str, float]]:
+def phase_plan(grid: TokenGrid, frames: int, tokens: int, audio_channels: int, device: str,
+               prompt_frames: int = 0) -> list[tuple[str, float]]:
+    """Phases in decoder-step units; ``tokens`` counts generated steps only (a prompt is read, not made)."""
     decode = DECODE_COST_PER_FRAME.get(device, DECODE_COST_PER_FRAME["cpu"]) * frames * audio_channels
-    return [("text", TEXT_COST_STEPS), ("tokens", float(tokens)), ("decode", max(decode, 1e-3))]
+    if not prompt_frames:
+        return [("text", TEXT_COST_STEPS), ("tokens", float(tokens)), ("decode", max(decode, 1e-3))]
+    encode = ENCODE_COST_PER_FRAME.get(device, ENCODE_COST_PER_FRAME["cpu"]) * prompt_frames * audio_channels
+    prefill = PREFILL_COST_PER_FRAME.get(device, PREFILL_COST_PER_FRAME["cpu"]) * prompt_frames
+    return [("encode", max(encode, 1e-3)), ("text", TEXT_COST_STEPS), ("prefill", max(prefill, 1e-3)),
+            ("tokens", float(tokens)), ("decode", max(decode, 1e-3))]
 
 
 class TokenHook:
@@ -133,20 +152,27 @@ def generate(session: MusicgenSession, request: GenerationRequest, progress: Pro
              cancel: CancelToken) -> GeneratedAudio:
     grid = session.grid
     frames = grid.frames_for(request.duration_sec)
-    tokens = grid.tokens_for(frames)
-    wanted_samples = grid.samples_for(request.duration_sec)
     device = session.device.device
-    progress.plan(phase_plan(grid, frames, tokens, session.audio_channels, device))
-    progress.update("text", 0, 1)
+    prompt: Prompt | None = None
+    if request.continue_from is not None:  # read before the plan: its length sets the plan
+        prompt = read_prompt(request.continue_from, grid, request.duration_sec, session.audio_channels)
+    prompt_frames = prompt.frames if prompt is not None else 0
+    tokens = grid.new_tokens(frames, prompt_frames)
+    progress.plan(phase_plan(grid, frames, tokens, session.audio_channels, device, prompt_frames))
     cancel.check(0, tokens)
 
-    inputs = session.processor(text=[request.prompt], padding=True, truncation=True, max_length=512,
-                               return_tensors="pt").to(device)
     hook = TokenHook(tokens, progress, cancel)
     kwargs = sampling_kwargs(request.params)
-
     stopped: tuple[int, int] | None = None
     try:
+        if prompt is not None:
+            progress.update("encode", 0, 1)
+            kwargs["decoder_input_ids"] = prompt_codes(session.model, prompt, device)
+            progress.update("encode", 1, 1)
+            cancel.check(0, tokens)
+        progress.update("text", 0, 1)
+        inputs = session.processor(text=[request.prompt], padding=True, truncation=True, max_length=512,
+                                   return_tensors="pt").to(device)
         with _phase_hooks(session.model, progress, cancel, tokens, session.audio_channels), torch.inference_mode():
             torch.manual_seed(request.seed)  # also seeds every CUDA/MPS device
             audio = session.model.generate(**inputs, max_new_tokens=tokens, logits_processor=[hook], **kwargs)
@@ -169,30 +195,40 @@ def generate(session: MusicgenSession, request: GenerationRequest, progress: Pro
         empty_cache(device)
         raise JobCancelled(*stopped)
 
-    samples = _to_output(audio, wanted_samples)
+    metadata: dict[str, Any] = {
+        **session.device.describe(),
+        "model_id": session.model_id,
+        "revision": session.revision,
+        "tokens": tokens,
+        "frames": frames,
+        "model_channels": session.audio_channels,
+    }
+    if prompt is None:
+        samples, rate = _to_output(audio, grid.samples_for(request.duration_sec)), grid.sample_rate
+    else:
+        # Built at 48 kHz, so its first ``join_frame`` frames are the source's own samples.
+        decoded = _to_output(audio, frames * grid.hop_length, stereo=False)
+        rate = CONTINUATION_RATE
+        samples = join(prompt, decoded, grid.sample_rate, round(request.duration_sec * rate))
+        metadata.update({
+            "continues": prompt.track_id,
+            "join_frame": prompt.join_frame,  # where the new part begins, in the written file's frames
+            "prompt_frames": prompt.frames,
+            "prompt_sec": round(prompt.frames / grid.frame_rate, 3),
+        })
     if not np.isfinite(samples).all():
         raise ModelInferenceFailed("musicgen decoded NaN/inf audio", hint=RETRY_HINT)
-    return GeneratedAudio(
-        samples=samples,
-        sample_rate=grid.sample_rate,
-        metadata={
-            **session.device.describe(),
-            "model_id": session.model_id,
-            "revision": session.revision,
-            "tokens": tokens,
-            "frames": frames,
-            "model_channels": session.audio_channels,
-        },
-    )
+    return GeneratedAudio(samples=samples, sample_rate=rate, metadata=metadata)
 
 
-def _to_output(audio: torch.Tensor, wanted_samples: int) -> np.ndarray:
-    """(1, channels, n) model output -> float32 (2, wanted) numpy; mono is duplicated."""
+def _to_output(audio: torch.Tensor, wanted_samples: int, stereo: bool = True) -> np.ndarray:
+    """(1, channels, n) model output -> float32 (2, wanted) numpy; mono is duplicated
+    (``stereo=False``: kept as it is, for a continuation that resamples first)."""
     clip = audio[0, :, :wanted_samples].detach().to(device="cpu", dtype=torch.float32)
     if clip.shape[-1] < wanted_samples:  # cannot happen with whole frames; guard the contract
         raise ModelInferenceFailed(f"musicgen returned {clip.shape[-1]} samples, expected {wanted_samples}",
                                    hint=RETRY_HINT)
-    if clip.shape[0] == 1:
+    if clip.shape[0] == 1 and stereo:
         # Every lofi track is stereo; MusicGen mono plays identically on both sides.
         clip = clip.expand(2, -1)
     return np.ascontiguousarray(clip.numpy(), dtype=np.float32)
