@@ -17,7 +17,13 @@ Three things use it:
   wait doubling at each dry spell (a slow decode gives a few long waits, not a stutter);
 - **flow**: a continuation (a next track that begins with the last seconds of the one
   playing) is chained on as a new segment and joined where it begins: the playing segment
-  plays to its very end and the next one goes on from its ``start`` frame, no crossfade.
+  plays to its very end and the next one goes on from its ``start`` frame. The continuation's
+  frames before ``start`` (its prefix) stand for the playing segment's last frames, so over
+  the last ``CHAIN_FADE_SEC`` the voice moves from the one into the other (equal gain: the two
+  are meant to be the same sound; where they are bit-equal the output is too). A backend whose
+  prefix only approximates the source (a codec's reconstruction), or ends in a lead-in to its
+  new part (procedural), thus joins without a step. A continuation loops over its new part
+  only (from ``start``): its prefix is what the track before it played.
 
 Duck-typed like ``mixer.Voice`` (``read``, ``remaining``, ``pass_end``, ``ended``, ``n``,
 ``pos``, ``loop``, ``passes``, ``track_id``, ``info``, ``clone_at``), so the mixer needs no
@@ -39,6 +45,7 @@ NEVER = 1 << 40  # "no end in sight" for the mixer: a stream being written, or o
 DEFAULT_PREBUFFER_SEC = 1.0
 MAX_PREBUFFER_FRAMES = 30 * RATE
 MAX_STREAM_FRAMES = 900 * RATE  # as MAX_TRACK_SEC for files: a runaway stream is cut there
+CHAIN_FADE_SEC = 0.25  # flow: from the playing track's end into the continuation's own prefix
 
 
 def encode_chunk(frames: np.ndarray) -> str:
@@ -172,6 +179,16 @@ class StreamVoice:
         return self._p
 
     @property
+    def complete(self) -> bool:
+        """All of the current segment has arrived (its length is known)."""
+        return self.seg.buffer.is_complete
+
+    @property
+    def unheard(self) -> bool:
+        """Nothing of it has been played yet (still waiting for its first frames)."""
+        return self._p <= self.seg.start and self.passes == 0 and not self.chained
+
+    @property
     def chained(self) -> bool:
         return len(self.segments) > 1
 
@@ -216,6 +233,12 @@ class StreamVoice:
         del self.segments[1:]
         self.segments.append(segment)
         self.handover_left = None
+
+    def unchain(self) -> Segment:
+        """Take the chained continuation off (it is to play now, from its start, on its own)."""
+        nxt = self.segments.pop(1)
+        del self.segments[1:]
+        return nxt
 
     def hand_over_at_boundary(self, lead_frames: int, *, min_frames: int = 0,
                               fallback_sec: float = 2.0) -> int:
@@ -272,6 +295,15 @@ class StreamVoice:
                     continue
                 take = min(count - written, end - self._p)
                 head_end = buf.loop_start + seg.seam()
+                fade = self._chain_fade(end)
+                if fade and self._p < end - fade:
+                    take = min(take, end - fade - self._p)
+                elif fade:
+                    self._chain_mix(out[written:written + take], end, fade)
+                    self._p += take
+                    written += take
+                    self._count(take)
+                    continue
                 if self._in_xhead and buf.loop_start <= self._p < head_end:
                     take = min(take, head_end - self._p)
                     i = self._p - buf.loop_start
@@ -296,6 +328,27 @@ class StreamVoice:
             written += take
             self._count(take)
         return written
+
+    def _chain_fade(self, end: int) -> int:
+        """Frames of the crossfade into a chained continuation's prefix (0: a hard join, when
+        there is no prefix, or not enough of it has arrived)."""
+        if not self.chained:
+            return 0
+        nxt = self.segments[1]
+        fade = min(int(CHAIN_FADE_SEC * RATE), nxt.start, end - self.seg.start)
+        return fade if fade > 0 and nxt.buffer.available >= nxt.start else 0
+
+    def _chain_mix(self, out: np.ndarray, end: int, fade: int) -> None:
+        """``out`` = this segment's frames from the playhead moved toward the continuation's
+        prefix frames that stand for them: a + w (b - a), w rising linearly to 1 at ``end``."""
+        take = out.shape[0]
+        a = self.seg.buffer.data[self._p:self._p + take]
+        nxt = self.segments[1]
+        at = nxt.start - (end - self._p)
+        b = nxt.buffer.data[at:at + take]
+        k = np.arange(self._p - (end - fade), self._p - (end - fade) + take, dtype=np.float64)
+        w = ((k + 1.0) / fade).astype(np.float32)[:, None]  # reaches 1 on the last frame: the prefix's own
+        out[:] = a + w * (b - a)
 
     def _count(self, frames: int) -> None:
         if self.handover_left is not None:
@@ -366,5 +419,6 @@ def file_voice(samples: np.ndarray, cmd: dict[str, Any]) -> StreamVoice:
     buf = PcmBuffer.complete(samples, bar_frames=float(bar) if isinstance(bar, (int, float)) and bar > 0 else None)
     start = int(cmd.get("from_frame") or 0)
     start = max(0, min(start, buf.available - 1))
+    buf.loop_start = start  # a continuation loops over its new part, not the prefix before it
     return StreamVoice(Segment(str(cmd["track_id"]), buf, loopable=bool(cmd.get("loopable")), start=start,
                                info=cmd.get("info") or {}))
