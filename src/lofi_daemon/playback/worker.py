@@ -107,7 +107,9 @@ def join(mixer: Mixer, voice: StreamVoice, after: str) -> None:
     """Flow: the continuation goes on where the playing track ``after`` ends; anything else
     (that track no longer plays, or is no stream) falls back to a crossfade at the pass end."""
     current = mixer.current
-    if isinstance(current, StreamVoice) and current.track_id == after:
+    if isinstance(current, StreamVoice) and current.track_id == after and mixer.skip_pending:
+        mixer.play(voice, fade_sec=QUICK_CROSSFADE_SEC)  # skipped to while it was made: now, from its join
+    elif isinstance(current, StreamVoice) and current.track_id == after:
         current.chain(voice.seg)
         mixer.queued = None
     else:
