@@ -261,9 +261,9 @@ class PlaybackService:
         if same_song:
             return BridgeChoice("procedural", "the first track's own song (its seed, key and tempo), rendered as "
                                 "it plays until that track takes over on a bar line", bridge.track_id, prompt,
-                                same_song=True)
+                                same_song=True, seed=bridge.seed, bpm=bridge.bpm)
         return BridgeChoice("procedural", "procedural music steered by the prompt, rendered as it plays",
-                            bridge.track_id, prompt)
+                            bridge.track_id, prompt, seed=bridge.seed, bpm=bridge.bpm)
 
     def _stop_bridge(self) -> None:
         bridge, self._bridge = self._bridge, None

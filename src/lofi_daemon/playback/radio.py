@@ -76,12 +76,16 @@ class BridgeChoice:
     prompt: str | None = None
     score: float | None = None
     same_song: bool = False  # the first track's own song (procedural, its seed): no "AI" to wait for
+    seed: int | None = None  # a procedural bridge's song
+    bpm: float | None = None  # and its tempo
 
     def to_dict(self) -> dict[str, Any]:
         out = {"kind": self.kind, "reason": self.reason, "track_id": self.track_id, "prompt": self.prompt,
                "same_song": self.same_song}
         if self.score is not None:
             out["score"] = round(self.score, 3)
+        if self.seed is not None and self.bpm is not None:
+            out.update(seed=self.seed, bpm=round(self.bpm, 3))
         return out
 
 
