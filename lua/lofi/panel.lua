@@ -41,7 +41,7 @@ function H.player_lines(s)
   local lines = {
     string.format("%s %s", s.state == "paused" and "⏸ paused " or "▶ playing", s.prompt or s.track_id),
     string.format("  %s · %s%s · %s · loop %s", tostring(s.backend or "?"), errors.clock(s.position_sec),
-      tonumber(s.duration_sec) and ("/" .. errors.clock(tonumber(s.duration_sec))) or "", volume <= 0 and "muted" or string.format("volume %d%%", volume),
+      s.streaming ~= true and ("/" .. errors.clock(tonumber(s.duration_sec) or 0)) or "", volume <= 0 and "muted" or string.format("volume %d%%", volume),
       s.loop and "on" or "off"),
   }
   return lines

@@ -155,7 +155,7 @@ function H.position()
   if s.state == "playing" then
     pos = pos + (now_ms() - H.received_ms) / 1000
     local dur = tonumber(s.duration_sec) or 0
-    if dur > 0 and pos >= dur then
+    if dur > 0 and pos >= dur and s.streaming ~= true then -- (a stream's duration is only what has arrived)
       pos = s.loop and (pos % dur) or dur
     end
   end
@@ -177,7 +177,7 @@ function M.statusline()
     prompt = vim.fn.strcharpart(prompt, 0, 31) .. "…"
   end
   -- A stream still arriving (a bridge, a track playing while it decodes) has no length yet.
-  local duration = tonumber(s.duration_sec)
+  local duration = s.streaming ~= true and tonumber(s.duration_sec) or nil
   local text = string.format("%s%s%s %s%s", icon ~= "" and (icon .. " ") or "", s.state == "paused" and "⏸ " or "",
     prompt, errors.clock(s.position_sec), duration and ("/" .. errors.clock(duration)) or "")
   local volume = tonumber(s.volume)

@@ -176,9 +176,10 @@ class Worker:
             "state": m.state,
             "track_id": voice.track_id if voice else None,
             "position_sec": round(voice.pos / RATE, 3) if voice else 0.0,
-            # A stream still arriving has no length yet (a bridge, a track playing while it decodes).
-            "duration_sec": None if voice is not None and not getattr(voice, "complete", True)
-            else round(voice.n / RATE, 3) if voice else 0.0,
+            "duration_sec": round(voice.n / RATE, 3) if voice else 0.0,
+            # Still arriving (a bridge, a track playing while it decodes): duration_sec is what has
+            # arrived so far, not the track's length; clients show none.
+            "streaming": voice is not None and not getattr(voice, "complete", True),
             "volume": round(m.volume.target * 100),
             "loop": m.loop,
             "queued": m.queued.track_id if m.queued else None,
