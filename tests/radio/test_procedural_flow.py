@@ -12,7 +12,6 @@ from playback_helpers import RATE, playback, read_pcm, read_track, silent_runs, 
 from radio_helpers import track_changes
 
 KNEE = 10 ** (-1 / 20)  # the mixer's safety limiter leaves samples below -1 dBFS untouched
-CHAIN_FADE = int(0.25 * RATE)  # stream.py CHAIN_FADE_SEC: the worker's move into the continuation's prefix
 SPAN = 2000
 
 
@@ -48,15 +47,14 @@ def test_flow_on_procedural_goes_on_in_the_next_section_joined_without_a_click(c
     assert two["section_offset"] == one["next_section_offset"] > one["section_offset"]
     assert two["sections"][0][0] != "intro"  # it goes on where the song had got to
     a, b = read_track(tracks[first]["path"]), read_track(tracks[second]["path"])
-    join = two["join_frame"]
-    assert 2 * RATE <= join < b.shape[0] // 2
+    join, lead = two["join_frame"], two["lead_in_frames"]
+    assert 2 * RATE <= join < b.shape[0] // 2 and 0 < lead < join
     out = read_pcm(cap)
     i = find(out, b[join:join + SPAN])
-    # Right before it, the first track's own end; over the last quarter second the worker moves
-    # into the continuation's prefix, which leads into the new part.
-    quiet = np.all(np.abs(a[-CHAIN_FADE - SPAN:-CHAIN_FADE]) < KNEE, axis=1)
-    np.testing.assert_array_equal(out[i - CHAIN_FADE - SPAN:i - CHAIN_FADE][quiet],
-                                  a[-CHAIN_FADE - SPAN:-CHAIN_FADE][quiet])
+    # Right before it, the first track's own end; over its lead-in the worker moves into the
+    # continuation's prefix, which leads into the new part.
+    quiet = np.all(np.abs(a[-lead - SPAN:-lead]) < KNEE, axis=1)
+    np.testing.assert_array_equal(out[i - lead - SPAN:i - lead][quiet], a[-lead - SPAN:-lead][quiet])
     # No click: the step into the join is no larger than the music's own steps around it.
     steps = np.abs(np.diff(out[i - RATE // 10:i + RATE // 10], axis=0)).max(axis=1)
     at_join = steps[RATE // 10 - 1]

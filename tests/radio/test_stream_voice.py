@@ -132,7 +132,7 @@ def test_a_stream_aborted_mid_way_ends_instead_of_waiting_for_ever():
     assert any(e["kind"] == "ended" and e["track_id"] == "s" for e in mixer.drain_events())
 
 
-def test_a_continuation_whose_prefix_differs_is_moved_into_before_the_join_without_a_step():
+def test_a_continuation_with_a_lead_in_is_moved_into_before_the_join_without_a_step():
     a, overlap = tone(1.0, 200), int(0.5 * RATE)
     new = tone(1.0, 300)
     # A prefix that only stands for a's end (a codec's reconstruction, a lead-in): a's end at a
@@ -145,14 +145,22 @@ def test_a_continuation_whose_prefix_differs_is_moved_into_before_the_join_witho
     voice = file_voice(a, {"track_id": "a"})
     mixer.play(voice)
     head = blocks(mixer, 4)
-    voice.chain(file_voice(b, {"track_id": "b", "from_frame": overlap}).seg)
+    voice.chain(file_voice(b, {"track_id": "b", "from_frame": overlap, "lead_in": lead}).seg)
     out = np.concatenate([head, blocks(mixer, 80)])
-    n, fade = a.shape[0], int(0.25 * RATE)  # stream.CHAIN_FADE_SEC
+    n, fade = a.shape[0], lead
     np.testing.assert_allclose(out[5:n - fade], a[5:n - fade], atol=1e-6)  # a itself, up to the fade
     np.testing.assert_allclose(out[n - 1], prefix[-1], atol=1e-6)  # its last frame is the prefix's own
     np.testing.assert_array_equal(out[n:n + RATE // 2], new[:RATE // 2])  # then the new part, exactly
     own = np.abs(np.diff(np.concatenate([a, new]), axis=0)).max()
     assert np.abs(np.diff(out[n - fade - 10:n + 10], axis=0)).max() <= own * 1.05  # no step at the join
+    # A continuation that names no lead-in is spliced on as it is: a to its last frame, then b.
+    plain = file_voice(a, {"track_id": "a"})
+    mixer = Mixer(ramp_sec=0.0001)
+    mixer.play(plain)
+    head = blocks(mixer, 4)
+    plain.chain(file_voice(b, {"track_id": "b", "from_frame": overlap}).seg)
+    out = np.concatenate([head, blocks(mixer, 80)])
+    np.testing.assert_allclose(out[5:n], a[5:n], atol=1e-6)
 
 
 def test_a_continuation_loops_over_its_new_part_not_the_prefix():

@@ -226,6 +226,9 @@ class PlaybackService:
                 cmd["cmd"] = "enqueue"  # not a continuation of what plays: crossfade as in shuffle
             else:
                 cmd.update(after=after, from_frame=join)
+                lead = meta.get("lead_in_frames")  # the prefix's end leads into the new part (stream.py)
+                if isinstance(lead, int) and not isinstance(lead, bool) and 0 < lead <= join:
+                    cmd["lead_in"] = lead
         self.engine.send(cmd)
 
     def _start_bridge(self, plan: RadioPlan, first_seed: int | None = None) -> BridgeChoice:

@@ -17,13 +17,14 @@ Three things use it:
   wait doubling at each dry spell (a slow decode gives a few long waits, not a stutter);
 - **flow**: a continuation (a next track that begins with the last seconds of the one
   playing) is chained on as a new segment and joined where it begins: the playing segment
-  plays to its very end and the next one goes on from its ``start`` frame. The continuation's
-  frames before ``start`` (its prefix) stand for the playing segment's last frames, so over
-  the last ``CHAIN_FADE_SEC`` the voice moves from the one into the other (equal gain: the two
-  are meant to be the same sound; where they are bit-equal the output is too). A backend whose
-  prefix only approximates the source (a codec's reconstruction), or ends in a lead-in to its
-  new part (procedural), thus joins without a step. A continuation loops over its new part
-  only (from ``start``): its prefix is what the track before it played.
+  plays to its very end and the next one goes on from its ``start`` frame. A continuation
+  whose metadata names ``lead_in_frames`` says that its last frames before ``start`` lead into
+  its new part and stand for the playing segment's last frames: over those the voice moves from
+  the one into the other (``a + w (b - a)``, equal gain, since the two are meant to be the same
+  sound), so a prefix that only approximates the source (a codec's reconstruction) or ends in a
+  lead-in (procedural) joins without a step. Without it the join is a hard splice. A
+  continuation loops over its new part only (from ``start``): its prefix is what the track
+  before it played.
 
 Duck-typed like ``mixer.Voice`` (``read``, ``remaining``, ``pass_end``, ``ended``, ``n``,
 ``pos``, ``loop``, ``passes``, ``track_id``, ``info``, ``clone_at``), so the mixer needs no
@@ -45,7 +46,7 @@ NEVER = 1 << 40  # "no end in sight" for the mixer: a stream being written, or o
 DEFAULT_PREBUFFER_SEC = 1.0
 MAX_PREBUFFER_FRAMES = 30 * RATE
 MAX_STREAM_FRAMES = 900 * RATE  # as MAX_TRACK_SEC for files: a runaway stream is cut there
-CHAIN_FADE_SEC = 0.25  # flow: from the playing track's end into the continuation's own prefix
+MAX_LEAD_IN_FRAMES = 2 * RATE  # flow: at most this much of a continuation's prefix is moved into
 
 
 def encode_chunk(frames: np.ndarray) -> str:
@@ -121,6 +122,7 @@ class Segment:
     start: int = 0  # the first frame played (a continuation skips what the last segment played)
     info: dict[str, Any] = field(default_factory=dict)
     xhead: np.ndarray | None = None  # tail -> head crossfade of a complete, non-loopable loop
+    lead_in: int = 0  # a continuation's frames before ``start`` that the join moves into (flow)
 
     def seam(self) -> int:
         buf = self.buffer
@@ -330,12 +332,12 @@ class StreamVoice:
         return written
 
     def _chain_fade(self, end: int) -> int:
-        """Frames of the crossfade into a chained continuation's prefix (0: a hard join, when
-        there is no prefix, or not enough of it has arrived)."""
+        """Frames of the move into a chained continuation's lead-in (0: a hard join, when it
+        names none, or not enough of it has arrived)."""
         if not self.chained:
             return 0
         nxt = self.segments[1]
-        fade = min(int(CHAIN_FADE_SEC * RATE), nxt.start, end - self.seg.start)
+        fade = min(nxt.lead_in, MAX_LEAD_IN_FRAMES, nxt.start, end - self.seg.start)
         return fade if fade > 0 and nxt.buffer.available >= nxt.start else 0
 
     def _chain_mix(self, out: np.ndarray, end: int, fade: int) -> None:
@@ -420,5 +422,7 @@ def file_voice(samples: np.ndarray, cmd: dict[str, Any]) -> StreamVoice:
     start = int(cmd.get("from_frame") or 0)
     start = max(0, min(start, buf.available - 1))
     buf.loop_start = start  # a continuation loops over its new part, not the prefix before it
+    lead_in = cmd.get("lead_in")
+    lead_in = max(0, min(int(lead_in), start)) if isinstance(lead_in, int) and not isinstance(lead_in, bool) else 0
     return StreamVoice(Segment(str(cmd["track_id"]), buf, loopable=bool(cmd.get("loopable")), start=start,
-                               info=cmd.get("info") or {}))
+                               info=cmd.get("info") or {}, lead_in=lead_in))

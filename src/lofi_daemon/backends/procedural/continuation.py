@@ -14,11 +14,11 @@
   sidecar names them, so the change of mood comes without a jump in key or tempo.
 
 The join: the worker plays the source to its last sample and goes on from ``join_frame``
-(playback/stream.py). Over the last ``LEAD_IN_SEC`` before it, it crossfades from the source
-into this prefix, so the prefix's end is what leads into the new part: there the source's tail
-is faded (equal power) into the new part's own last moments, which flow into its first sample
-(a procedural track is loop-closed). The new part starts on the source's bar grid: its first
-downbeat is where the source ends.
+(playback/stream.py). The metadata's ``lead_in_frames`` (``LEAD_IN_SEC``) tells it to move, over
+the source's last frames, into this prefix's end, which leads into the new part: there the
+source's tail is faded (equal power) into the new part's own last moments, which flow into its
+first sample (a procedural track is loop-closed). The new part starts on the source's bar grid:
+its first downbeat is where the source ends.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from .instruments import SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 PREFIX_SEC = 2.0  # at least this much of the source's end begins the continuation
-LEAD_IN_SEC = 0.25  # as the worker's chain crossfade (playback/stream.py CHAIN_FADE_SEC)
+LEAD_IN_SEC = 0.25  # the prefix's last frames: the source faded into the new part's own lead-in
 MAX_SIDECAR_BYTES = 1 << 20
 MAX_SOURCE_SEC = 900  # as the player: a longer file is no track of ours
 KEY_RE = re.compile(r"^(" + "|".join(re.escape(k) for k in KEY_NAMES) + r") (major|minor)$")
@@ -165,7 +165,7 @@ def assemble(plan: Plan, new: GeneratedAudio) -> GeneratedAudio:
     t = (np.arange(lead, dtype=np.float64) + 0.5) / lead
     prefix[:, -lead:] = (prefix[:, -lead:] * np.cos(0.5 * np.pi * t)
                          + body[:, -lead:] * np.sin(0.5 * np.pi * t)).astype(np.float32)
-    metadata = {**new.metadata, "continues": plan.track_id, "join_frame": int(prefix_frames),
+    metadata = {**new.metadata, "continues": plan.track_id, "join_frame": int(prefix_frames), "lead_in_frames": lead,
                 "song_seed": int(plan.seed), "same_song": plan.same_song, "kept": plan.kept}
     return GeneratedAudio(samples=np.concatenate([prefix, body], axis=1), sample_rate=new.sample_rate,
                           metadata=metadata, loopable=False, prompt_report=new.prompt_report)
