@@ -48,17 +48,19 @@ def daemon(cache: Path, sink: str, pace: float | None) -> Daemon:
     return start_stand_in(cache, sink, pace_sec=pace, caps="")  # shuffle: what real backends do today
 
 
-def first_sound(pace: float | None) -> float:
+def first_sound(pace: float | None) -> tuple[float, str]:
+    """Seconds to the first sample, and the bridge the radio chose."""
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
         with daemon(cache, f"capture {Path(tmp) / 'o.f32'} 1", pace) as d:
             d.call("ping")
             backend = {} if pace is None else {"backend": "paced"}
             t0 = time.monotonic()
-            d.call("radio_start", prompt=PROMPT, duration_sec=TRACK_SEC, **backend)
+            reply = d.call("radio_start", prompt=PROMPT, duration_sec=TRACK_SEC, **backend)["result"]
             at = wait_until(lambda: playback(d)["first_sample_at"], 30, "first sample")
             d.call("radio_stop")
-            return at - t0
+            bridge = reply.get("bridge") or {}
+            return at - t0, str(bridge.get("kind")) + (" (same song)" if bridge.get("same_song") else "")
 
 
 def silence_per_hour(pace: float | None, minutes: float, speed: float) -> tuple[float, int]:
@@ -83,18 +85,21 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=2.0)
     ap.add_argument("--speed", type=float, default=1.0)
     ap.add_argument("--only", default=None)
+    ap.add_argument("--repeats", type=int, default=3, help="first-sound runs per backend (median and worst shown)")
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}, python "
           f"{platform.python_version()}, numpy {np.__version__}")
-    print(f"| backend | s per 30 s track | first sound | silence per hour | tracks heard in {args.minutes:g} min (bridge included) |")
-    print("|---|---|---|---|---|")
+    print(f"| backend | s per 30 s track | bridge | first sound (median / worst of {args.repeats}) | silence per hour "
+          f"| tracks heard in {args.minutes:g} min (bridge included) |")
+    print("|---|---|---|---|---|---|")
     for name, pace in BACKENDS.items():
         if args.only and args.only not in name:
             continue
-        first = first_sound(pace)
+        runs = [first_sound(pace) for _ in range(max(1, args.repeats))]
+        waits = sorted(wait for wait, _ in runs)
         silence, tracks = silence_per_hour(pace, args.minutes, args.speed)
-        print(f"| {name} | {'< 1 (real)' if pace is None else f'{pace:g}'} | {first:.2f} s | {silence:.2f} s | "
-              f"{tracks} |", flush=True)
+        print(f"| {name} | {'< 1 (real)' if pace is None else f'{pace:g}'} | {runs[0][1]} | "
+              f"{float(np.median(waits)):.2f} s / {waits[-1]:.2f} s | {silence:.2f} s | {tracks} |", flush=True)
 
 
 if __name__ == "__main__":

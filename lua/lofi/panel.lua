@@ -40,8 +40,8 @@ function H.player_lines(s)
   local volume = tonumber(s.volume) or 100
   local lines = {
     string.format("%s %s", s.state == "paused" and "⏸ paused " or "▶ playing", s.prompt or s.track_id),
-    string.format("  %s · %s/%s · %s · loop %s", tostring(s.backend or "?"), errors.clock(s.position_sec),
-      errors.clock(tonumber(s.duration_sec) or 0), volume <= 0 and "muted" or string.format("volume %d%%", volume),
+    string.format("  %s · %s%s · %s · loop %s", tostring(s.backend or "?"), errors.clock(s.position_sec),
+      s.streaming ~= true and ("/" .. errors.clock(tonumber(s.duration_sec) or 0)) or "", volume <= 0 and "muted" or string.format("volume %d%%", volume),
       s.loop and "on" or "off"),
   }
   return lines

@@ -155,14 +155,15 @@ function H.position()
   if s.state == "playing" then
     pos = pos + (now_ms() - H.received_ms) / 1000
     local dur = tonumber(s.duration_sec) or 0
-    if dur > 0 and pos >= dur then
+    if dur > 0 and pos >= dur and s.streaming ~= true then -- (a stream's duration is only what has arrived)
       pos = s.loop and (pos % dur) or dur
     end
   end
   return pos
 end
 
---- "♪ rainy jazz 1:23/2:00 · next 42%" (paused: "♪ ⏸ rainy jazz ..."), "" when nothing plays.
+--- "♪ rainy jazz 1:23/2:00 · next 42%" (paused: "♪ ⏸ rainy jazz ..."; a stream still arriving:
+--- "♪ rainy jazz 0:04 · AI in ~3:10", no length), "" when nothing plays.
 --- Plain text: the caller escapes it for statusline evaluation.
 ---@return string
 function M.statusline()
@@ -175,16 +176,20 @@ function M.statusline()
   if #prompt > 32 then
     prompt = vim.fn.strcharpart(prompt, 0, 31) .. "…"
   end
-  local text = string.format("%s%s%s %s/%s", icon ~= "" and (icon .. " ") or "", s.state == "paused" and "⏸ " or "",
-    prompt, errors.clock(s.position_sec), errors.clock(tonumber(s.duration_sec) or 0))
+  -- A stream still arriving (a bridge, a track playing while it decodes) has no length yet.
+  local duration = s.streaming ~= true and tonumber(s.duration_sec) or nil
+  local text = string.format("%s%s%s %s%s", icon ~= "" and (icon .. " ") or "", s.state == "paused" and "⏸ " or "",
+    prompt, errors.clock(s.position_sec), duration and ("/" .. errors.clock(duration)) or "")
   local volume = tonumber(s.volume)
   if volume and volume <= 0 then
     text = text .. " · muted"
   elseif volume and math.floor(volume + 0.5) ~= 100 then
     text = text .. string.format(" · vol %d%%", math.floor(volume + 0.5))
   end
-  if type(s.next) == "table" and type(s.radio_bridge) == "table" and tonumber(s.next.eta_sec) then
-    -- A bridge plays while the radio's first track is made: say when it is due.
+  -- A bridge plays while the radio's first track is made: say when it is due (not when the
+  -- bridge is that track's own song, as on the procedural backend: no AI track is coming).
+  local ai_bridge = type(s.radio_bridge) == "table" and s.radio_bridge.same_song ~= true
+  if type(s.next) == "table" and ai_bridge and tonumber(s.next.eta_sec) then
     text = text .. string.format(" · AI in ~%s", errors.clock(s.next.eta_sec))
   elseif type(s.next) == "table" and tonumber(s.next.percent) and s.next.percent < 100 then
     text = text .. string.format(" · next %d%%", math.floor(s.next.percent))

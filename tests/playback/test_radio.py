@@ -21,11 +21,16 @@ def test_radio_on_a_backend_slower_than_real_time_loops_until_the_next_is_ready(
     with start(cache_dir, f"capture {cap} 4", paced_sec=4) as d:
         reply = d.call("radio_start", prompt="rainy jazz", duration_sec=5, crossfade_sec=1.0)
         assert reply["result"]["radio"] is True and reply["result"]["from_library"] is False
-        wait_until(lambda: len(track_changes(d)) >= 3, 120, "two radio track changes")
+        # An empty library: the bridge is the first track's own song, rendered as it plays.
+        bridge = reply["result"]["bridge"]
+        assert bridge["kind"] == "procedural" and bridge["same_song"] is True
+        radio_tracks = lambda: [t for t in track_changes(d) if t != bridge["track_id"]]  # noqa: E731
+        wait_until(lambda: len(radio_tracks()) >= 2, 120, "the bridge, then two radio tracks")
         states = d.notifications("playback_state")
         d.call("radio_stop")
         listed = {t["track_id"] for t in d.call("list_tracks")["result"]["tracks"]}
-    first, second = track_changes(d)[:2]
+    assert track_changes(d)[0] == bridge["track_id"]  # the bridge sounded first
+    first, second = radio_tracks()[:2]
     # While the second track was being made, the first one kept playing, wrapping round its loop.
     positions = [s["position_sec"] for s in states if s["track_id"] == first and s["state"] == "playing"]
     assert any(b < a for a, b in zip(positions, positions[1:])), positions
@@ -33,7 +38,12 @@ def test_radio_on_a_backend_slower_than_real_time_loops_until_the_next_is_ready(
     assert any(n["track_id"] == second and n["percent"] < 100 for n in waiting)
     out = read_pcm(cap)
     begin, end = sound_span(out)
-    assert silent_runs(out[begin:end]) == []  # never silence after the first sound
+    # Never silence after the first sound, but where the bridge said it was buffering: a 4x
+    # sink can outrun a bridge rendered as it plays (at real time it keeps ahead: tests/radio/).
+    spells = sum(1 for a, b in zip(states, states[1:]) if b["buffering"] and not a["buffering"]
+                 and b["track_id"] == bridge["track_id"])
+    assert len(silent_runs(out[begin:end])) <= spells
+    assert not any(s["buffering"] for s in states if s["track_id"] in (first, second))
     assert {first, second} <= listed  # radio tracks land in the library like any other
 
 
@@ -65,11 +75,12 @@ def test_ten_minutes_of_radio_on_the_procedural_backend_have_no_gap(cache_dir, t
 def test_skip_goes_to_the_next_track_when_it_is_ready(cache_dir, tmp_path):
     cap = tmp_path / "radio.f32"
     with start(cache_dir, f"capture {cap} 1", paced_sec=3) as d:
-        d.call("radio_start", prompt="rainy jazz", duration_sec=20)
-        wait_until(lambda: len(track_changes(d)) >= 1, 60, "first radio track")
-        first = track_changes(d)[0]
+        bridge = d.call("radio_start", prompt="rainy jazz", duration_sec=20)["result"]["bridge"]["track_id"]
+        radio_tracks = lambda: [t for t in track_changes(d) if t != bridge]  # noqa: E731
+        wait_until(lambda: len(radio_tracks()) >= 1, 60, "first radio track")
+        first = radio_tracks()[0]
         assert d.call("radio_skip")["result"] == {"skipped": False}  # the next one is still being made
-        wait_until(lambda: len(track_changes(d)) >= 2, 60, "skipped to the second track")
+        wait_until(lambda: len(radio_tracks()) >= 2, 60, "skipped to the second track")
         state = playback(d)
         assert state["track_id"] != first and state["position_sec"] < 10  # long before the 20 s end
         d.call("radio_stop")

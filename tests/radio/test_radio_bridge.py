@@ -7,11 +7,13 @@ The backend is the paced stand-in (stand_in.py): 60 s per track here, as a big m
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
+import pytest
 
-from playback_helpers import RATE, generate, playback, read_pcm, silent_runs, sound_span, wait_until
+from playback_helpers import RATE, generate, playback, read_pcm, silent_runs, sound_span, start, wait_until
 from radio_helpers import start_stand_in, stopped_clean, track_changes
 
 FIRST_SOUND_LIMIT_SEC = 1.0
@@ -94,3 +96,24 @@ def test_the_ai_track_takes_over_from_the_bridge_with_no_silent_window(cache_dir
     begin, end = sound_span(out)
     assert silent_runs(out[begin:end]) == []
     assert first_ai in clean["listed"] and clean["strays"] == set()
+
+
+def test_on_the_procedural_backend_the_bridge_is_the_first_tracks_own_song(cache_dir, tmp_path):
+    cap = tmp_path / "radio.f32"
+    with start(cache_dir, f"capture {cap} 1") as d:  # the real procedural backend, an empty library
+        reply = d.call("radio_start", prompt="chill rain, jazzy piano", duration_sec=30)["result"]
+        bridge, first = reply["bridge"], reply["first_track_id"]
+        # auto: no library track, so procedural music; on this backend, the first track's own song.
+        assert bridge["kind"] == "procedural" and bridge["same_song"] is True
+        assert "own song" in bridge["reason"]
+        wait_until(lambda: first in track_changes(d), 60, "the first track taking over")
+        size = cap.stat().st_size
+        wait_until(lambda: cap.stat().st_size >= size + 2 * RATE * 8, 20, "two more seconds")
+        d.call("radio_stop")
+    meta = json.loads((cache_dir / "tracks" / f"{first}.json").read_text())
+    assert track_changes(d)[:2] == [bridge["track_id"], first]
+    out = read_pcm(cap)
+    begin, end = sound_span(out)
+    assert silent_runs(out[begin:end]) == []  # from the bridge into the track, never a hole
+    # The bridge plays that track's seed (its key and progression) at its tempo (its bar lines).
+    assert bridge["seed"] == meta["seed"] and bridge["bpm"] == pytest.approx(meta["bpm"], abs=1e-3)

@@ -130,3 +130,80 @@ def test_a_stream_aborted_mid_way_ends_instead_of_waiting_for_ever():
     blocks(mixer, 2)
     assert mixer.current is None
     assert any(e["kind"] == "ended" and e["track_id"] == "s" for e in mixer.drain_events())
+
+
+def test_a_continuation_with_a_lead_in_is_moved_into_before_the_join_without_a_step():
+    a, overlap = tone(1.0, 200), int(0.5 * RATE)
+    new = tone(1.0, 300)
+    # A prefix that only stands for a's end (a codec's reconstruction, a lead-in): a's end at a
+    # third of its level, ending in the new part's own last frames, which flow into its first.
+    lead = int(0.25 * RATE)
+    prefix = 0.33 * a[-overlap:]
+    prefix[-lead:] = new[-lead:]
+    b = np.concatenate([prefix, new])
+    mixer = Mixer(ramp_sec=0.0001)
+    voice = file_voice(a, {"track_id": "a"})
+    mixer.play(voice)
+    head = blocks(mixer, 4)
+    voice.chain(file_voice(b, {"track_id": "b", "from_frame": overlap, "lead_in": lead}).seg)
+    out = np.concatenate([head, blocks(mixer, 80)])
+    n, fade = a.shape[0], lead
+    np.testing.assert_allclose(out[5:n - fade], a[5:n - fade], atol=1e-6)  # a itself, up to the fade
+    np.testing.assert_allclose(out[n - 1], prefix[-1], atol=1e-6)  # its last frame is the prefix's own
+    np.testing.assert_array_equal(out[n:n + RATE // 2], new[:RATE // 2])  # then the new part, exactly
+    own = np.abs(np.diff(np.concatenate([a, new]), axis=0)).max()
+    assert np.abs(np.diff(out[n - fade - 10:n + 10], axis=0)).max() <= own * 1.05  # no step at the join
+    # A continuation that names no lead-in is spliced on as it is: a to its last frame, then b.
+    plain = file_voice(a, {"track_id": "a"})
+    mixer = Mixer(ramp_sec=0.0001)
+    mixer.play(plain)
+    head = blocks(mixer, 4)
+    plain.chain(file_voice(b, {"track_id": "b", "from_frame": overlap}).seg)
+    out = np.concatenate([head, blocks(mixer, 80)])
+    np.testing.assert_allclose(out[5:n], a[5:n], atol=1e-6)
+
+
+def test_a_continuation_loops_over_its_new_part_not_the_prefix():
+    a, overlap = tone(0.5, 200), int(0.25 * RATE)
+    new = tone(0.5, 300)
+    b = np.concatenate([a[-overlap:], new])
+    voice = file_voice(b, {"track_id": "b", "from_frame": overlap, "loopable": True})
+    out = np.zeros((3 * new.shape[0], 2), dtype=np.float32)
+    voice.read(out)
+    np.testing.assert_array_equal(out, np.concatenate([new, new, new]))  # wraps to join_frame, exactly
+
+
+def test_next_skips_to_a_chained_continuation_and_one_still_being_made_plays_when_it_comes():
+    from lofi_daemon.playback.worker import join, skip
+
+    a, overlap = tone(2.0, 200), int(0.25 * RATE)
+    b = np.concatenate([a[-overlap:], tone(2.0, 300)])
+    mixer = Mixer(ramp_sec=0.0001)
+    voice = file_voice(a, {"track_id": "a"})
+    mixer.play(voice)
+    blocks(mixer, 4)
+    join(mixer, file_voice(b, {"track_id": "b", "from_frame": overlap}), "a")
+    assert mixer.current is voice and voice.chained and mixer.queued is None
+    skip(mixer)  # chained, not queued: the continuation now, from its join frame
+    assert mixer.current.track_id == "b" and mixer.current.pos == overlap
+    blocks(mixer, 4)
+    # A skip asked for while the next continuation is still being made: it plays when it comes.
+    skip(mixer)
+    assert mixer.current.track_id == "b" and mixer.skip_pending
+    c = np.concatenate([b[-overlap:], tone(2.0, 400)])
+    join(mixer, file_voice(c, {"track_id": "c", "from_frame": overlap}), "b")
+    assert mixer.current.track_id == "c" and not mixer.skip_pending
+
+
+def test_a_track_handed_to_a_bridge_that_has_not_sounded_yet_is_the_first_sound():
+    import io
+
+    from lofi_daemon.playback.worker import Worker
+
+    worker = Worker(io.BytesIO(), "capture /dev/null 1")
+    bridge = worker.streams.open({"track_id": "bridge", "loopable": True, "bar_frames": RATE * 3.0})
+    worker.apply({"cmd": "stream", "how": "play", "track_id": "bridge"}, bridge)
+    track = file_voice(tone(2.0, 300), {"track_id": "t", "stream": True})
+    worker.apply({"cmd": "enqueue", "track_id": "t", "at_boundary": True}, track)
+    # No bar line to wait for: nothing of the bridge was heard, so the track plays at once.
+    assert worker.mixer.current is track and worker.mixer.queued is None

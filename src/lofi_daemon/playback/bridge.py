@@ -2,7 +2,8 @@
 
 While the first AI track is made (minutes on a CPU), the radio plays this. It renders the
 procedural backend's music in sections of whole bars at the prompt's tempo (same seed: same
-key and progression) and streams each one to the worker as soon as it is rendered (stream.py),
+key and progression; on the procedural backend the radio's first track's seed and tempo, so the
+bridge is that track's own song) and streams each one to the worker as soon as it is rendered (stream.py),
 so the first sound comes after the first short section, not after the whole piece:
 
     section 0: the fewest bars that make 3 s   (0.1-0.5 s to render: the first sound)
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 SECTION_BARS = (2, 4, 8, 16)  # after the first, short one: each renders while the ones before play
 FIRST_SECTION_MIN_SEC = 3.0  # short: the first sound waits for its rendering
 JOIN_SEC = 0.05
+SONG_SEC = 60.0  # without a first track to match: the tempo a minute of the seed's song has
 CHUNK_FRAMES = RATE // 2
 PROCEDURAL = "lofi_daemon.backends.procedural"
 
@@ -54,23 +56,23 @@ class _Quiet:
         pass
 
 
-def bar_seconds(prompt: str) -> float:
-    """The prompt's tempo as the procedural backend reads it (4/4 bars)."""
+def tempo(prompt: str, seed: int, duration_sec: float | None) -> float:
+    """The bpm the bridge plays at: that of a procedural track of this prompt, seed and length
+    (the radio's first track, on the procedural backend), or of the seed's song."""
     module = importlib.import_module(PROCEDURAL)
-    style = getattr(module, "style_from_prompt", None)
-    bpm = float(style(prompt).bpm) if style is not None else 78.0
-    return 4 * 60.0 / bpm
+    return float(module.song_tempo(prompt, seed, duration_sec or SONG_SEC))
 
 
 class ProceduralBridge:
     def __init__(self, prompt: str, send: Callable[[dict[str, Any]], None], *, seed: int | None = None,
-                 track_id: str | None = None) -> None:
+                 track_id: str | None = None, duration_sec: float | None = None) -> None:
         self.prompt = prompt
         self.seed = secrets.randbelow(2**32) if seed is None else seed
         self.track_id = track_id or "bridge-" + secrets.token_hex(4)
         self._send = send  # thread-safe: hops to the loop
         self._cancel = CancelToken()
-        self.bar_sec = bar_seconds(prompt)
+        self.bpm = tempo(prompt, self.seed, duration_sec)
+        self.bar_sec = 4 * 60.0 / self.bpm
         self.first_bars = max(1, math.ceil(FIRST_SECTION_MIN_SEC / self.bar_sec - 1e-9))
         self.frames_sent = 0
         self.done = threading.Event()
@@ -95,12 +97,10 @@ class ProceduralBridge:
 
     # ----- the bridge thread ------------------------------------------------------------------
     def _render(self, bars: int) -> np.ndarray:
-        from ..backends.base import GenerationRequest
-
         module = importlib.import_module(PROCEDURAL)
-        backend = module.ProceduralBackend()
-        request = GenerationRequest(prompt=self.prompt, duration_sec=bars * self.bar_sec, seed=self.seed)
-        result = backend.generate(request, _Quiet(), self._cancel)
+        # Whole bars at exactly this tempo, so the bar lines the worker counts are the music's.
+        result = module.render(self.prompt, bars * self.bar_sec, self.seed, _Quiet(), self._cancel,
+                               keep=module.Keep(bpm=self.bpm))
         return np.ascontiguousarray(np.asarray(result.samples, dtype=np.float32)[:2].T)
 
     def _push(self, frames: np.ndarray) -> None:

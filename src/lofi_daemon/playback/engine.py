@@ -25,7 +25,7 @@ Listener = Callable[[dict[str, Any]], None]
 
 STOPPED = {"state": "stopped", "track_id": None, "position_sec": 0.0, "duration_sec": 0.0, "volume": 100,
            "loop": True, "queued": None, "skip_pending": False, "sink": None, "underruns": 0,
-           "buffering": False}
+           "buffering": False, "streaming": False}
 
 
 class PlaybackEngine:
@@ -197,6 +197,7 @@ class PlaybackEngine:
             "backend": info.get("backend"),
             "position_sec": w["position_sec"],
             "duration_sec": w["duration_sec"],
+            "streaming": w["streaming"],  # duration_sec is only what has arrived so far
             "volume": w["volume"],
             "loop": w["loop"],
             **self.extra_state(),

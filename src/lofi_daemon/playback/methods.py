@@ -226,18 +226,20 @@ class PlaybackService:
                 cmd["cmd"] = "enqueue"  # not a continuation of what plays: crossfade as in shuffle
             else:
                 cmd.update(after=after, from_frame=join)
+                lead = meta.get("lead_in_frames")  # the prefix's end leads into the new part (stream.py)
+                if isinstance(lead, int) and not isinstance(lead, bool) and 0 < lead <= join:
+                    cmd["lead_in"] = lead
         self.engine.send(cmd)
 
-    def _start_bridge(self, plan: RadioPlan) -> BridgeChoice:
-        """Something to hear within a second while the first track is made (docs/radio.md)."""
+    def _start_bridge(self, plan: RadioPlan, first_seed: int | None = None) -> BridgeChoice:
+        """Something to hear within a second while the first track is made (docs/radio.md).
+        ``first_seed``: the seed of the radio's first job (a procedural bridge plays its song)."""
         backend = plan.backend
         if self._capabilities is not None:
             backend, _caps = self._capabilities(plan.backend)
         prompt = plan.prompt_at(0)
         if plan.bridge == "none":
             return BridgeChoice("none", "asked for no bridge")
-        if plan.bridge == "auto" and backend == "procedural":
-            return BridgeChoice("none", "the procedural backend makes its first track in under a second")
         if plan.bridge in ("auto", "library"):
             found = self._nearest_library(prompt)
             if found is not None:
@@ -247,14 +249,24 @@ class PlaybackService:
                                     track.meta.get("prompt"), score)
             if plan.bridge == "library":
                 return BridgeChoice("none", "no library track shares a word with the prompt")
+        # The procedural backend's first track is one whole render (1-2 s for 30 s on a busy
+        # machine): its bridge is that track's own song, the same seed at its tempo, so it is
+        # in time and in key with what takes over on its bar line.
+        same_song = backend == "procedural" and first_seed is not None
         loop = self._loop or asyncio.get_running_loop()
-        bridge = ProceduralBridge(prompt, lambda cmd: loop.call_soon_threadsafe(self.engine.send, cmd))
+        bridge = ProceduralBridge(prompt, lambda cmd: loop.call_soon_threadsafe(self.engine.send, cmd),
+                                  seed=first_seed if same_song else None,
+                                  duration_sec=plan.duration_sec if same_song else None)
         self._stop_bridge()
         self._bridge = bridge
         self.engine.tracks[bridge.track_id] = bridge.info()
         bridge.start()
+        if same_song:
+            return BridgeChoice("procedural", "the first track's own song (its seed, key and tempo), rendered as "
+                                "it plays until that track takes over on a bar line", bridge.track_id, prompt,
+                                same_song=True, seed=bridge.seed, bpm=bridge.bpm)
         return BridgeChoice("procedural", "procedural music steered by the prompt, rendered as it plays",
-                            bridge.track_id, prompt)
+                            bridge.track_id, prompt, seed=bridge.seed, bpm=bridge.bpm)
 
     def _stop_bridge(self) -> None:
         bridge, self._bridge = self._bridge, None

@@ -6,9 +6,10 @@
               rendered as it plays, or none)└─ or, with no bridge, it plays while it decodes
 
 Bridge (``plan.bridge``): ``auto`` is the nearest library track (TF-IDF word similarity,
-moods.py), else procedural music steered by the prompt (bridge.py); the procedural backend
-needs none (its first track is ready in well under a second). ``library`` / ``procedural`` /
-``none`` force one. The state says what plays and when the AI track is due (``next.eta_sec``).
+moods.py), else procedural music steered by the prompt (bridge.py); on the procedural backend
+that bridge is the first track's own song (its seed: same key, progression and tempo), so the
+hand-over on its bar line stays in time and in key. ``library`` / ``procedural`` / ``none``
+force one. The state says what plays and when the AI track is due (``next.eta_sec``).
 
 Mode (``plan.mode``): ``flow`` (the default where the backend declares ``continues_audio``)
 asks each next track to continue the one playing (``continue_from``) and joins it where the
@@ -74,17 +75,23 @@ class BridgeChoice:
     track_id: str | None = None
     prompt: str | None = None
     score: float | None = None
+    same_song: bool = False  # the first track's own song (procedural, its seed): no "AI" to wait for
+    seed: int | None = None  # a procedural bridge's song
+    bpm: float | None = None  # and its tempo
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"kind": self.kind, "reason": self.reason, "track_id": self.track_id, "prompt": self.prompt}
+        out = {"kind": self.kind, "reason": self.reason, "track_id": self.track_id, "prompt": self.prompt,
+               "same_song": self.same_song}
         if self.score is not None:
             out["score"] = round(self.score, 3)
+        if self.seed is not None and self.bpm is not None:
+            out.update(seed=self.seed, bpm=round(self.bpm, 3))
         return out
 
 
 class Radio:
     def __init__(self, engine: PlaybackEngine, *, submit: Submit, cancel: Callable[[str], None],
-                 play: Callable[..., None], start_bridge: Callable[[RadioPlan], BridgeChoice],
+                 play: Callable[..., None], start_bridge: Callable[[RadioPlan, int | None], BridgeChoice],
                  stop_bridge: Callable[[], None], notify_error: Callable[[dict[str, Any]], None]) -> None:
         self._engine = engine
         self._submit = submit
@@ -97,6 +104,7 @@ class Radio:
         self._index = 0
         self.pending: str | None = None  # the job generating the next track
         self.pending_prompt: str | None = None
+        self.pending_seed: int | None = None  # the seed the job generating the next track was given
         self.pending_progress: dict[str, Any] = {"percent": 0.0, "eta_sec": None}
         self.queued: str | None = None  # generated, handed to the mixer, not yet playing
         self.playing: str | None = None
@@ -150,7 +158,7 @@ class Radio:
             raise
         if self.plan is not plan:
             return {"radio": False}
-        choice = self._start_bridge(plan)
+        choice = self._start_bridge(plan, self.pending_seed)
         self.bridge = choice if choice.kind != "none" else None
         return {"radio": True, "first_track_id": self.pending, "from_library": choice.kind == "library",
                 "bridge": choice.to_dict(), "mode": plan.mode}
@@ -241,6 +249,8 @@ class Radio:
             return
         self._index += 1
         self.pending, self.pending_prompt = reply["track_id"], prompt
+        seed = reply.get("seed")
+        self.pending_seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
         self.pending_progress = {"percent": 0.0, "eta_sec": None}
         self._engine.publish()
 

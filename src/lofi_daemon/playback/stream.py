@@ -17,7 +17,14 @@ Three things use it:
   wait doubling at each dry spell (a slow decode gives a few long waits, not a stutter);
 - **flow**: a continuation (a next track that begins with the last seconds of the one
   playing) is chained on as a new segment and joined where it begins: the playing segment
-  plays to its very end and the next one goes on from its ``start`` frame, no crossfade.
+  plays to its very end and the next one goes on from its ``start`` frame. A continuation
+  whose metadata names ``lead_in_frames`` says that its last frames before ``start`` lead into
+  its new part and stand for the playing segment's last frames: over those the voice moves from
+  the one into the other (``a + w (b - a)``, equal gain, since the two are meant to be the same
+  sound), so a prefix that only approximates the source (a codec's reconstruction) or ends in a
+  lead-in (procedural) joins without a step. Without it the join is a hard splice. A
+  continuation loops over its new part only (from ``start``): its prefix is what the track
+  before it played.
 
 Duck-typed like ``mixer.Voice`` (``read``, ``remaining``, ``pass_end``, ``ended``, ``n``,
 ``pos``, ``loop``, ``passes``, ``track_id``, ``info``, ``clone_at``), so the mixer needs no
@@ -39,6 +46,7 @@ NEVER = 1 << 40  # "no end in sight" for the mixer: a stream being written, or o
 DEFAULT_PREBUFFER_SEC = 1.0
 MAX_PREBUFFER_FRAMES = 30 * RATE
 MAX_STREAM_FRAMES = 900 * RATE  # as MAX_TRACK_SEC for files: a runaway stream is cut there
+MAX_LEAD_IN_FRAMES = 2 * RATE  # flow: at most this much of a continuation's prefix is moved into
 
 
 def encode_chunk(frames: np.ndarray) -> str:
@@ -114,6 +122,7 @@ class Segment:
     start: int = 0  # the first frame played (a continuation skips what the last segment played)
     info: dict[str, Any] = field(default_factory=dict)
     xhead: np.ndarray | None = None  # tail -> head crossfade of a complete, non-loopable loop
+    lead_in: int = 0  # a continuation's frames before ``start`` that the join moves into (flow)
 
     def seam(self) -> int:
         buf = self.buffer
@@ -172,6 +181,16 @@ class StreamVoice:
         return self._p
 
     @property
+    def complete(self) -> bool:
+        """All of the current segment has arrived (its length is known)."""
+        return self.seg.buffer.is_complete
+
+    @property
+    def unheard(self) -> bool:
+        """Nothing of it has been played yet (still waiting for its first frames)."""
+        return self._p <= self.seg.start and self.passes == 0 and not self.chained
+
+    @property
     def chained(self) -> bool:
         return len(self.segments) > 1
 
@@ -216,6 +235,12 @@ class StreamVoice:
         del self.segments[1:]
         self.segments.append(segment)
         self.handover_left = None
+
+    def unchain(self) -> Segment:
+        """Take the chained continuation off (it is to play now, from its start, on its own)."""
+        nxt = self.segments.pop(1)
+        del self.segments[1:]
+        return nxt
 
     def hand_over_at_boundary(self, lead_frames: int, *, min_frames: int = 0,
                               fallback_sec: float = 2.0) -> int:
@@ -272,6 +297,15 @@ class StreamVoice:
                     continue
                 take = min(count - written, end - self._p)
                 head_end = buf.loop_start + seg.seam()
+                fade = self._chain_fade(end)
+                if fade and self._p < end - fade:
+                    take = min(take, end - fade - self._p)
+                elif fade:
+                    self._chain_mix(out[written:written + take], end, fade)
+                    self._p += take
+                    written += take
+                    self._count(take)
+                    continue
                 if self._in_xhead and buf.loop_start <= self._p < head_end:
                     take = min(take, head_end - self._p)
                     i = self._p - buf.loop_start
@@ -296,6 +330,27 @@ class StreamVoice:
             written += take
             self._count(take)
         return written
+
+    def _chain_fade(self, end: int) -> int:
+        """Frames of the move into a chained continuation's lead-in (0: a hard join, when it
+        names none, or not enough of it has arrived)."""
+        if not self.chained:
+            return 0
+        nxt = self.segments[1]
+        fade = min(nxt.lead_in, MAX_LEAD_IN_FRAMES, nxt.start, end - self.seg.start)
+        return fade if fade > 0 and nxt.buffer.available >= nxt.start else 0
+
+    def _chain_mix(self, out: np.ndarray, end: int, fade: int) -> None:
+        """``out`` = this segment's frames from the playhead moved toward the continuation's
+        prefix frames that stand for them: a + w (b - a), w rising linearly to 1 at ``end``."""
+        take = out.shape[0]
+        a = self.seg.buffer.data[self._p:self._p + take]
+        nxt = self.segments[1]
+        at = nxt.start - (end - self._p)
+        b = nxt.buffer.data[at:at + take]
+        k = np.arange(self._p - (end - fade), self._p - (end - fade) + take, dtype=np.float64)
+        w = ((k + 1.0) / fade).astype(np.float32)[:, None]  # reaches 1 on the last frame: the prefix's own
+        out[:] = a + w * (b - a)
 
     def _count(self, frames: int) -> None:
         if self.handover_left is not None:
@@ -366,5 +421,8 @@ def file_voice(samples: np.ndarray, cmd: dict[str, Any]) -> StreamVoice:
     buf = PcmBuffer.complete(samples, bar_frames=float(bar) if isinstance(bar, (int, float)) and bar > 0 else None)
     start = int(cmd.get("from_frame") or 0)
     start = max(0, min(start, buf.available - 1))
+    buf.loop_start = start  # a continuation loops over its new part, not the prefix before it
+    lead_in = cmd.get("lead_in")
+    lead_in = max(0, min(int(lead_in), start)) if isinstance(lead_in, int) and not isinstance(lead_in, bool) else 0
     return StreamVoice(Segment(str(cmd["track_id"]), buf, loopable=bool(cmd.get("loopable")), start=start,
-                               info=cmd.get("info") or {}))
+                               info=cmd.get("info") or {}, lead_in=lead_in))

@@ -33,8 +33,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .mixer import BLOCK, RATE, Mixer, Voice
-from .sinks import Sink, SinkFailed, candidates
+from .mixer import BLOCK, QUICK_CROSSFADE_SEC, RATE, Mixer, Voice
 from .stream import StreamInbox, StreamVoice, drain_stream_events, file_voice
 from .sinks import MAX_FOREIGN_CHARS, Sink, SinkFailed, candidates, cap
 
@@ -108,13 +107,28 @@ def join(mixer: Mixer, voice: StreamVoice, after: str) -> None:
     """Flow: the continuation goes on where the playing track ``after`` ends; anything else
     (that track no longer plays, or is no stream) falls back to a crossfade at the pass end."""
     current = mixer.current
-    if isinstance(current, StreamVoice) and current.track_id == after:
+    if isinstance(current, StreamVoice) and current.track_id == after and mixer.skip_pending:
+        mixer.play(voice, fade_sec=QUICK_CROSSFADE_SEC)  # skipped to while it was made: now, from its join
+    elif isinstance(current, StreamVoice) and current.track_id == after:
         current.chain(voice.seg)
         mixer.queued = None
     else:
-        voice.seg.start = 0
+        voice.seg.start = voice.seg.buffer.loop_start = 0
         voice._p = 0
         mixer.enqueue(voice)
+
+
+def skip(mixer: Mixer) -> None:
+    """``next``: the queued voice now; in flow, where the continuation is chained rather than
+    queued, the continuation from its join frame, crossfaded as any skip."""
+    current = mixer.current
+    if mixer.queued is None and isinstance(current, StreamVoice) and current.chained:
+        nxt = current.unchain()
+        mixer.play(StreamVoice(nxt, loop=mixer.loop), fade_sec=QUICK_CROSSFADE_SEC)
+        return
+    mixer.next()
+
+
 def finite(value: Any) -> float:
     """A number from a command, refused when it is not one (NaN, inf, a string)."""
     number = float(value)
@@ -163,6 +177,9 @@ class Worker:
             "track_id": voice.track_id if voice else None,
             "position_sec": round(voice.pos / RATE, 3) if voice else 0.0,
             "duration_sec": round(voice.n / RATE, 3) if voice else 0.0,
+            # Still arriving (a bridge, a track playing while it decodes): duration_sec is what has
+            # arrived so far, not the track's length; clients show none.
+            "streaming": voice is not None and not getattr(voice, "complete", True),
             "volume": round(m.volume.target * 100),
             "loop": m.loop,
             "queued": m.queued.track_id if m.queued else None,
@@ -234,9 +251,13 @@ class Worker:
         elif name == "play" and voice is not None:
             m.play(voice)
         elif name == "enqueue" and voice is not None:
-            m.enqueue(voice)
-            if cmd.get("at_boundary") and m.queued is voice and isinstance(m.current, StreamVoice):
-                m.current.hand_over_at_boundary(m.crossfade_frames)
+            current = m.current
+            if cmd.get("at_boundary") and isinstance(current, StreamVoice) and current.unheard:
+                m.play(voice, fade_sec=0.0)  # a bridge not heard yet: the track itself is the first sound
+            else:
+                m.enqueue(voice)
+                if cmd.get("at_boundary") and m.queued is voice and isinstance(current, StreamVoice):
+                    current.hand_over_at_boundary(m.crossfade_frames)
         elif name == "pause":
             m.set_paused(True)
         elif name == "resume":
@@ -244,7 +265,7 @@ class Worker:
         elif name == "stop":
             m.stop(float(cmd.get("fade_sec") or 0.0))
         elif name == "next":
-            m.next()
+            skip(m)
         elif name == "seek":
             m.seek(finite(cmd.get("position_sec", 0.0)))
         elif name == "volume":

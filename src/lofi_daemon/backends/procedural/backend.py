@@ -15,6 +15,8 @@ import numpy as np
 from ...cancel import CancelToken
 from ..base import Backend, Capabilities, GeneratedAudio, GenerationRequest, ParamSpec, Progress
 from . import form, groove, harmony, instruments, melody, mix
+from .continuation import Keep, assemble, plan_continuation
+from .harmony import KEY_NAMES
 from .kit import build_kit
 from .tempo import fit
 from .vocabulary import Choices, parse_prompt
@@ -22,7 +24,6 @@ from .vocabulary import Choices, parse_prompt
 SAMPLE_RATE = instruments.SAMPLE_RATE
 MODEL_VERSION = "procedural-3"  # 3: form, groove, instrument models, loudness-targeted mix
 MIN_SEC, MAX_SEC = 5.0, 240.0
-KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 SECTION_OFFSET = ParamSpec(
     "section_offset", "int", 0, minimum=0, maximum=10_000,
     description="Start the seed's song at this section (0 = its intro); a track's metadata names "
@@ -47,6 +48,7 @@ class ProceduralBackend(Backend):
             parameters=(SECTION_OFFSET,),
             description="Built-in lofi generator (no download). Genre, instrument, mood, texture and "
                         "tempo words choose the music; :help lofi-procedural lists them.",
+            continues_audio=True,  # its next section, in the source's key and tempo (continuation.py)
         )
 
     def is_installed(self) -> bool:
@@ -68,18 +70,33 @@ class ProceduralBackend(Backend):
 
     def generate(self, request: GenerationRequest, progress: Progress, cancel: CancelToken) -> GeneratedAudio:
         offset = int(request.params.get("section_offset", 0) or 0)
+        if request.continue_from is not None:  # the source's song goes on (continuation.py)
+            plan = plan_continuation(request, MODEL_VERSION, offset)
+            new = render(request.prompt, plan.new_sec, plan.seed, progress, cancel, section_offset=plan.section_offset,
+                         keep=plan.keep)
+            return assemble(plan, new)
         return render(request.prompt, request.duration_sec, request.seed, progress, cancel, section_offset=offset)
+
+
+def song_tempo(prompt: str, seed: int, duration_sec: float) -> float:
+    """The tempo (bpm) a track of this prompt, seed and length plays at, without rendering it."""
+    song = _Song(parse_prompt(prompt), seed)
+    return fit(duration_sec, song.tempo, SAMPLE_RATE, MIN_SEC, MAX_SEC).bpm
 
 
 class _Song:
     """What the seed decides within the prompt's pool: key, mode, tempo, progressions, motifs, feel."""
 
-    def __init__(self, choices: Choices, seed: int) -> None:
+    def __init__(self, choices: Choices, seed: int, keep: Keep = Keep()) -> None:
         rng = np.random.Generator(np.random.PCG64(seed))
         self.minor = bool(rng.random() < 0.5) if choices.minor is None else choices.minor
         self.tonic = 45 + int(rng.integers(0, 12))  # A2..G#3
         jitter = 0.0 if choices.tempo_explicit else float(rng.uniform(-3.0, 3.0))
         self.tempo = round(choices.tempo + jitter, 1)
+        # Kept values replace the drawn ones after the draws, so the streams below stay the seed's.
+        self.minor = self.minor if keep.minor is None else keep.minor
+        self.tonic = self.tonic if keep.tonic is None else keep.tonic
+        self.tempo = self.tempo if keep.bpm is None else keep.bpm
         # Independent streams, drawn in a fixed order: a change in one part never shifts another.
         streams = rng.integers(0, 2**62, size=6)
         self.form_rng, self.motif_rng, self.play_rng, self.drum_rng, self.kit_rng, self.mix_rng = (
@@ -92,10 +109,10 @@ class _Song:
 
 
 def render(prompt: str, duration_sec: float, seed: int, progress: Progress, cancel: CancelToken,
-           section_offset: int = 0) -> GeneratedAudio:
+           section_offset: int = 0, keep: Keep = Keep()) -> GeneratedAudio:
     started = time.perf_counter()
     choices = parse_prompt(prompt)
-    song = _Song(choices, seed)
+    song = _Song(choices, seed, keep)
     grid = fit(duration_sec, song.tempo, SAMPLE_RATE, MIN_SEC, MAX_SEC)
     n, beat = grid.frames, grid.beat_frames
     bars, next_offset = form.plan_bars(grid.bars, section_offset, song.pool, song.form_rng)

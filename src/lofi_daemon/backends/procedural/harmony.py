@@ -87,6 +87,7 @@ POOLS: dict[tuple[str, bool], Pool] = {
         b=(_p((8, "maj7"), (3, "add9"), (10, "maj"), (7, "sus")), _p((5, "madd9"), (0, "min"), (8, "maj"), (10, "maj"))),
         turnarounds=(((8, "maj"), (10, "maj")), ((5, "min"), (7, "maj")))),
 }
+KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # what metadata calls a tonic
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)
 
