@@ -51,10 +51,12 @@ def files_of(daemon, track_id: str) -> list[Path]:
     return sorted((daemon.cache / "tracks").glob(f"{track_id}*"))
 
 
-def test_get_backends_says_musicgen_continues_audio(daemon):
+def test_get_backends_says_which_backends_continue_audio_and_decode_in_windows(daemon):
     backends = {b["name"]: b for b in daemon.call("get_backends")["result"]["backends"]}
-    assert backends["musicgen"]["continues_audio"] is True
-    assert backends["procedural"]["continues_audio"] is False
+    flags = {name: (b["continues_audio"], b["decodes_in_windows"]) for name, b in backends.items()}
+    # The table in docs/radio.md (sections 2 and 3).
+    assert flags == {"procedural": (True, False), "musicgen": (True, False), "ace_step": (False, True),
+                     "ace_step_15": (True, True), "stable_audio_3": (True, True)}
 
 
 def test_a_continuation_file_begins_with_the_sources_last_seconds_and_says_where_it_joins(daemon):

@@ -3,13 +3,13 @@
 Runs under an address-space limit set by the parent (``resource.setrlimit`` before exec), so a
 header that makes the loader allocate without bound shows up as a failure, not a swapping host.
 One JSON line out per file: {"path", "outcome": "ok"|"unplayable"|"other", "detail"}, then
-{"maxrss_kb"}.
+{"maxrss_kb"}: the peak RSS of this process alone (VmHWM; ``ru_maxrss`` would carry over the
+parent's peak across exec, i.e. whatever the pytest worker held before, which made it flaky).
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 
 import numpy as np
@@ -30,7 +30,14 @@ def main() -> None:
         except BaseException as exc:  # what the loader promises never to raise
             result = {"outcome": "other", "detail": f"{type(exc).__name__}: {exc}"[:300]}
         print(json.dumps({"path": case["path"], **result}), flush=True)
-    print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
+    print(json.dumps({"maxrss_kb": peak_rss_kb()}), flush=True)
+
+
+def peak_rss_kb() -> int:
+    for line in open("/proc/self/status", encoding="ascii"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 if __name__ == "__main__":
