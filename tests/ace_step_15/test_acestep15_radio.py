@@ -51,9 +51,21 @@ def test_the_radio_flows_each_ace_step_15_track_into_the_next_where_its_new_part
             if c >= anchor and np.array_equal(out[c - anchor:c - anchor + 2000][quiet_b], b[join:join + 2000][quiet_b])]
     assert hits, "the second track's new part was not heard as it is in its file"
     i = hits[0]
-    # ... and right before it, the first track's very end: joined there, no crossfade.
-    quiet_a = np.all(np.abs(a[-2000:]) < KNEE, axis=1)
+    # ... and before it the first track's own end, up to the lead-in, over which the worker moves
+    # from it into the second's head (its crossfade into the decode: the first file ends in the
+    # writer's fade to zero, the decode at join_frame does not) ...
+    lead = sidecar["lead_in_frames"]
+    assert lead == 12_000 < join  # the head's 0.25 s crossfade into the decode
+    quiet_a = np.all(np.abs(a[-lead - 2000:-lead]) < KNEE, axis=1)
     assert quiet_a.mean() > 0.5  # enough of it to compare
-    np.testing.assert_array_equal(out[i - 2000:i][quiet_a], a[-2000:][quiet_a])
+    np.testing.assert_array_equal(out[i - lead - 2000:i - lead][quiet_a], a[-lead - 2000:-lead][quiet_a])
+    # ... and over the lead-in what was heard moved from the first track's end (which fades to
+    # zero) into the second's head, reaching it on the last frame: the head's crossfade ends in
+    # the same decode the new part goes on with, so nothing steps at join_frame.
+    w = ((np.arange(lead) + 1.0) / lead).astype(np.float32)[:, None]
+    moved = a[-lead:] + w * (b[join - lead:join] - a[-lead:])
+    quiet = np.all(np.abs(moved) < KNEE, axis=1)
+    np.testing.assert_allclose(out[i - lead:i][quiet], moved[quiet], atol=1e-6)
+    assert np.abs(a[-1]).max() < 1e-3 < np.abs(b[join - 1]).max()  # the move is what avoids a step
     # The second file's head is the first file's tail (its own 16-bit samples, within one step).
     assert np.abs(b[240:join - 12000] - a[-join:][240:-12000]).max() <= 1.0 / 32767 + 1e-7

@@ -180,6 +180,7 @@ def test_continue_from_a_track_starts_from_its_tail_and_an_unknown_id_is_refused
     # The radio's flow joins where the new part begins: the kept samples, at the file's 48 kHz.
     assert meta["continues"] == first["track_id"]
     assert meta["join_frame"] == round(meta["kept_latents"] * 64 * 48000 / 44100)
+    assert 0 < meta["lead_in_frames"] <= meta["join_frame"]  # flow moves into the reconstructed head
     assert Path(done["path"]).read_bytes() != Path(plain_path).read_bytes()  # the kept tail shaped it
     reply = daemon.call("generate", prompt=PROMPT, duration_sec=6, backend="sa3", continue_from="nope")
     assert reply["error"]["data"]["error_code"] == "TRACK_NOT_FOUND"

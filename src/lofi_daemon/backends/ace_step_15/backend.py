@@ -367,6 +367,10 @@ class AceStep15Backend(Backend):
         if head is not None:
             continuation = {"continues": request.continue_from.track_id,  # type: ignore[union-attr]
                             "join_frame": head.join_frame,  # the radio's flow joins there
+                            # ... moving over the source's last frames into our crossfade, which
+                            # ends in the decode: the source's file ends in the writer's 5 ms fade,
+                            # the decode at join_frame does not (playback/stream.py)
+                            "lead_in_frames": splicer.crossfade if splicer is not None else 0,
                             "kept_latents": head.kept}
         return GeneratedAudio(samples=samples, sample_rate=SAMPLE_RATE, metadata={
             **self._target.describe(),

@@ -48,6 +48,7 @@ PARAMETERS = (
 # ``continue_from`` (generate's own parameter, for backends that continue audio): the new track
 # starts with that track's last seconds (half the new duration, at most 30 s) and goes on.
 MAX_KEPT_SECONDS = 30.0
+LEAD_IN_FRAMES = 12_000  # 0.25 s at 48 kHz: the flow join's move from the source into the kept head
 
 
 class StableAudio3Backend(Backend):
@@ -173,17 +174,22 @@ class StableAudio3Backend(Backend):
             raise
         except (RuntimeError, ValueError) as exc:
             raise ModelInferenceFailed(f"Stable Audio 3 failed while generating: {exc}", hint=RETRY_HINT) from exc
+        continuation: dict[str, Any] = {}
+        if keep is not None:
+            # where the new part begins in the 48 kHz file: the radio's flow joins there
+            join = round(int(keep.shape[-1]) * self._parts.same_s.samples_per_latent * 48_000 / SAMPLE_RATE)
+            # The kept head is SAME-S's reconstruction of the source, not its samples, and the
+            # source's file ends in the writer's 5 ms fade: flow moves into our head over the
+            # source's last frames (playback/stream.py) rather than splice onto another waveform.
+            continuation = {"continues": request.continue_from.track_id,  # type: ignore[union-attr]
+                            "join_frame": join, "lead_in_frames": min(LEAD_IN_FRAMES, join)}
         # The track writer resamples 44.1 -> 48 kHz (soxr VHQ), as for every backend.
         return GeneratedAudio(samples=track.audio.numpy(), sample_rate=SAMPLE_RATE, metadata={
             "device": "cpu", "dtype": "float32", "threads": torch.get_num_threads(),
             "model_version": self.model_version, "prompt_sent": text,
             "latent_length": int(track.latents.shape[-1]), "steps": steps,
             "kept_latents": 0 if keep is None else int(keep.shape[-1]),
-            **({} if keep is None else {
-                "continues": request.continue_from.track_id,  # type: ignore[union-attr]
-                # where the new part begins in the 48 kHz file: the radio's flow joins there
-                "join_frame": round(int(keep.shape[-1]) * self._parts.same_s.samples_per_latent * 48_000 / SAMPLE_RATE),
-            }),
+            **continuation,
         })
 
     def _kept_tail(self, path: str, duration: float) -> "Any":
