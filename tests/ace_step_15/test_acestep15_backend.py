@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from acestep15_helpers import make_backend
+from acestep15_helpers import Recorder, make_backend
 
 from lofi_daemon.cancel import CancelToken
 from lofi_daemon.backends.base import GenerationRequest
@@ -15,23 +15,6 @@ from lofi_daemon.errors import InvalidParams, JobCancelled, ModelInferenceFailed
 
 PROMPT = "lo-fi hip hop, mellow piano, vinyl crackle"
 CPU = DevicePlan(preference="cpu")
-
-
-class Recorder:
-    """A Progress sink that keeps everything it is told."""
-
-    def __init__(self, on_update=None):
-        self.phases: list[str] = []
-        self.updates: list[tuple[str, int, int]] = []
-        self._on_update = on_update
-
-    def plan(self, phases):
-        self.phases = [name for name, _ in phases]
-
-    def update(self, phase, current, total):
-        self.updates.append((phase, current, total))
-        if self._on_update:
-            self._on_update(phase, current, total)
 
 
 @pytest.fixture(scope="module")

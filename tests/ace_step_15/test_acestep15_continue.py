@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from acestep15_helpers import make_backend
+from acestep15_helpers import Recorder, make_backend
 
 from lofi_daemon.backends.ace_step_15.decode import TARGET_PEAK
 from lofi_daemon.backends.ace_step_15.extend import CEILING, Head, Splicer, soft_limit
@@ -18,20 +18,6 @@ from lofi_daemon.errors import InvalidParams, JobCancelled
 PROMPT = "lo-fi hip hop, mellow piano, vinyl crackle"
 HOP = 1920
 C = 8  # the tiny model's latent channels
-
-
-class Recorder:
-    def __init__(self, on_update=None):
-        self.updates = []
-        self._on_update = on_update
-
-    def plan(self, phases):
-        pass
-
-    def update(self, phase, current, total):
-        self.updates.append((phase, current, total))
-        if self._on_update:
-            self._on_update(phase, current, total)
 
 
 @pytest.fixture(scope="module")
