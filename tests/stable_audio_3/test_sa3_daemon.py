@@ -186,6 +186,65 @@ def test_continue_from_a_track_starts_from_its_tail_and_an_unknown_id_is_refused
     assert reply["error"]["data"]["error_code"] == "TRACK_NOT_FOUND"
 
 
+KNEE = 10 ** (-1 / 20)  # the mixer's safety limiter leaves samples below -1 dBFS untouched
+
+
+def _tracks_heard(d: Daemon, first: str) -> list[str]:
+    """The radio's tracks in the order the worker played them, from ``first`` on (the bridge before it)."""
+    ids: list[str] = []
+    for state in d.notifications("playback_state"):
+        tid = state["track_id"]
+        if tid and (not ids or ids[-1] != tid) and (ids or tid == first):
+            ids.append(tid)
+    return ids
+
+
+def test_the_radio_flows_each_track_into_the_next_moving_into_its_reconstructed_head(setup_run, tmp_path):
+    import numpy as np
+
+    cache, cap = tmp_path / "cache", tmp_path / "radio.f32"
+    shutil.copytree(setup_run["root"] / "cache" / "models", cache / "models")
+    env = _env(LOFI_PLAYBACK="local", LOFI_PLAYER_SINK=f"capture {cap} 4")  # 4x real time
+    with Daemon.start(cache, env) as d:
+        reply = d.call("radio_start", prompt=PROMPT, backend="sa3", duration_sec=6,
+                       params={"inference_steps": 2}, bridge="procedural", timeout=60)["result"]
+        assert reply["mode"] == "flow"  # chosen by itself: the backend continues audio
+        first_ai = reply["first_track_id"]
+        deadline = time.monotonic() + 240
+        while len(_tracks_heard(d, first_ai)) < 3:
+            assert time.monotonic() < deadline, "three Stable Audio 3 tracks were not played"
+            time.sleep(0.2)
+        d.call("radio_stop")
+        tracks = {t["track_id"]: t for t in d.call("list_tracks")["result"]["tracks"]}
+    first, second = _tracks_heard(d, first_ai)[:2]
+    meta = json.loads(Path(tracks[second]["path"]).with_suffix(".json").read_text())
+    assert meta["continues"] == first
+    join, lead = meta["join_frame"], meta["lead_in_frames"]
+    assert lead == 12_000 < join
+    out = np.fromfile(cap, dtype="<f4")
+    out = out[:out.size - out.size % 2].reshape(-1, 2)
+    a = sf.read(tracks[first]["path"], dtype="float32", always_2d=True)[0]
+    b = sf.read(tracks[second]["path"], dtype="float32", always_2d=True)[0]
+    # Where the second track's new part was heard: its samples from join_frame, exactly ...
+    quiet_b = np.all(np.abs(b[join:join + 2000]) < KNEE, axis=1)
+    first_quiet = int(np.flatnonzero(quiet_b)[0])
+    hits = [c - first_quiet for c in np.flatnonzero(np.all(out == b[join + first_quiet], axis=1))
+            if c >= first_quiet and np.array_equal(out[c - first_quiet:c - first_quiet + 2000][quiet_b],
+                                                   b[join:join + 2000][quiet_b])]
+    assert hits, "the second track's new part was not heard as it is in its file"
+    i = hits[0]
+    # ... before it the first track's own end, up to the lead-in ...
+    quiet_a = np.all(np.abs(a[-lead - 2000:-lead]) < KNEE, axis=1)
+    np.testing.assert_array_equal(out[i - lead - 2000:i - lead][quiet_a], a[-lead - 2000:-lead][quiet_a])
+    # ... and over the lead-in the move from that end (faded to zero by the writer) into the
+    # second's head, SAME-S's reconstruction of it, which the new part goes on from.
+    w = ((np.arange(lead) + 1.0) / lead).astype(np.float32)[:, None]
+    moved = a[-lead:] + w * (b[join - lead:join] - a[-lead:])
+    quiet = np.all(np.abs(moved) < KNEE, axis=1)
+    np.testing.assert_allclose(out[i - lead:i][quiet], moved[quiet], atol=1e-6)
+    assert np.abs(a[-1]).max() < 1e-3 < np.abs(b[join - 1]).max()  # a splice would have stepped here
+
+
 def test_lofi_setup_says_the_licence_before_the_download_starts(tmp_path, hub_files):
     import os
     import subprocess
