@@ -103,10 +103,15 @@ def test_two_setups_of_a_damaged_backend_at_once_start_one_repair(cache_dir, hub
                 if {"download_complete", "download_error"} & set(heard):
                     break
                 await asyncio.sleep(0.05)
-            return answers
+            return answers, heard
         finally:
             await app.close()
 
-    answers = asyncio.run(both_at_once())
-    assert {"started": True, "already_installed": False} in answers
-    assert sum(isinstance(a, DownloadInProgress) for a in answers) == 1, answers
+    answers, heard = asyncio.run(both_at_once())
+    # One repair starts. The other request either finds it running, or (the repair is one small
+    # file, and its re-hash may end after the repair did) finds the backend whole again: both are
+    # true answers; what must not happen is a second repair, or a crash on a file being replaced.
+    assert answers.count({"started": True, "already_installed": False}) == 1, answers
+    other = next(a for a in answers if a != {"started": True, "already_installed": False})
+    assert isinstance(other, DownloadInProgress) or other == {"started": False, "already_installed": True}, answers
+    assert heard.count("download_complete") == 1 and "download_error" not in heard, heard
