@@ -85,6 +85,12 @@ class ModelStore(StoreLayout):
             return sum(s.size for s in sizes)  # type: ignore[union-attr,misc]
         return None
 
+    def install_size_bytes(self, manifest: ModelManifest) -> int:
+        """What a backend reports as its size: the complete install's bytes where known,
+        else what is on disk so far."""
+        expected = self.expected_size_bytes(manifest)
+        return expected if expected is not None else self.size_bytes(manifest)
+
     # -- verification -----------------------------------------------------------------
 
     def verify(self, manifest: ModelManifest, full: bool = False) -> list[BadFile]:

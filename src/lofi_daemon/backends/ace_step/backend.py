@@ -144,8 +144,7 @@ class AceStepBackend(Backend):
     def size_bytes(self) -> int:
         override = self._override_dir()
         if override is None:  # what the download needs until it is on disk
-            expected = self._store.expected_size_bytes(self.manifest)
-            return expected if expected is not None else self._store.size_bytes(self.manifest)
+            return self._store.install_size_bytes(self.manifest)
         return sum(p.stat().st_size for sub in SUBDIRS for p in (override / sub).rglob("*") if p.is_file())
 
     @property

@@ -172,8 +172,7 @@ class AceStep15Backend(Backend):
     def size_bytes(self) -> int:
         if self.variant is None:
             return 0
-        expected = self._store.expected_size_bytes(self.manifest)
-        return expected if expected is not None else self._store.size_bytes(self.manifest)
+        return self._store.install_size_bytes(self.manifest)
 
     @property
     def loaded(self) -> bool:

@@ -88,8 +88,7 @@ class MusicgenBackend(Backend):
 
     def size_bytes(self) -> int:
         """Bytes once installed: the install record's total, else what is on disk so far."""
-        expected = self._store.expected_size_bytes(self.manifest)
-        return expected if expected is not None else self._store.size_bytes(self.manifest)
+        return self._store.install_size_bytes(self.manifest)
 
     @property
     def loaded(self) -> bool:

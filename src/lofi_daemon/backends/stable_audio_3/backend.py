@@ -82,8 +82,7 @@ class StableAudio3Backend(Backend):
         return self._store.is_installed(self.manifest)
 
     def size_bytes(self) -> int:
-        expected = self._store.expected_size_bytes(self.manifest)
-        return expected if expected is not None else self._store.size_bytes(self.manifest)
+        return self._store.install_size_bytes(self.manifest)
 
     @property
     def loaded(self) -> bool:
